@@ -1,0 +1,73 @@
+"""Building blocks of the depth networks: a block, a stage, the per-replica classifier.
+
+Every module takes ``replicas``: S independent networks are packed side by side as one
+grouped network (grouped convolutions, per-replica BatchNorm channels, a per-replica
+classifier), so several seeds train in one pass. With ``replicas=1`` each module is the
+plain layer of the study's network.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
+
+
+def make_activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 -> [BatchNorm] -> activation, plus ``x`` when ``skip`` (added after the activation)."""
+
+    def __init__(self, c_in: int, c_out: int, activation: str, norm: bool, skip: bool,
+                 replicas: int = 1, branch_gain: bool = False):
+        super().__init__()
+        if skip and c_in != c_out:
+            raise ValueError("a skip needs equal input and output channels")
+        self.c_in, self.c_out, self.replicas = c_in, c_out, replicas
+        self.conv = nn.Conv2d(c_in * replicas, c_out * replicas, 3, padding=1, groups=replicas)
+        self.norm = nn.BatchNorm2d(c_out * replicas) if norm else nn.Identity()
+        self.act = make_activation(activation)
+        self.skip = skip
+        # SkipInit / ReZero: a learnable scalar per replica on the residual branch, starting at 0.
+        self.gain = nn.Parameter(torch.zeros(replicas)) if branch_gain else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.act(self.norm(self.conv(x)))
+        if self.gain is not None:
+            u = u * self.gain.repeat_interleave(self.c_out).view(1, -1, 1, 1)
+        return u + x if self.skip else u
+
+
+class Stage(nn.Sequential):
+    """``depth`` blocks at one width, then 2x2 average pooling. Only the first block changes width."""
+
+    def __init__(self, c_in: int, c_out: int, depth: int, activation: str, norm: bool,
+                 residual: bool, replicas: int = 1, branch_gain: bool = False):
+        blocks = [
+            ConvBlock(c_in if i == 0 else c_out, c_out, activation, norm,
+                      skip=residual and i > 0, replicas=replicas,
+                      branch_gain=branch_gain and residual and i > 0)
+            for i in range(depth)
+        ]
+        super().__init__(*blocks, nn.AvgPool2d(2, stride=2))
+
+
+class ReplicaLinear(nn.Module):
+    """A fully connected layer per replica: (N, S, in) -> (N, S, out)."""
+
+    def __init__(self, in_features: int, out_features: int, replicas: int = 1):
+        super().__init__()
+        self.in_features, self.out_features, self.replicas = in_features, out_features, replicas
+        self.weight = nn.Parameter(torch.empty(replicas, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(replicas, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nsi,soi->nso", x, self.weight) + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, replicas={self.replicas}"
