@@ -187,6 +187,14 @@ def test_crashed_probe_counts_as_untrainable():
     assert s.next_probes() == [6]
     s.record(6, [True, None])  # one crash: the other seed decides
     assert s.history[1]["counted"] == 1 and s.history[1]["trainable"]
+    run(s, lambda k, seed: None)  # everything above 6 crashes
+    assert s.k_star == 6 and s.crashed == {9, 12} and s.confirmed is None
+
+
+def test_all_crashed():
+    s = DepthSearch(upper=24)
+    run(s, lambda k, seed: None)
+    assert s.k_star is None and s.confirmed is None and s.summary()["crashed"] == [3, 6, 12]
 
 
 def test_record_rejects_unknown_depth():

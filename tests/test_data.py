@@ -1,0 +1,111 @@
+"""The MNIST loader on IDX files the tests write, and once on the real data."""
+import gzip
+import os
+import shutil
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import idx_bytes, write_mnist
+from deepdepth.data import MEAN, STD, DataError, MNISTDataModule, ShuffledBatches, load_mnist, locate, read_idx
+
+
+def test_loads_and_normalises_fixture(mnist_root):
+    train_x, train_y, test_x, test_y = load_mnist(mnist_root, check_md5=False, download=False)
+    assert train_x.shape == (512, 1, 28, 28) and test_x.shape == (256, 1, 28, 28)
+    assert train_x.dtype == torch.float32 and train_y.dtype == torch.int64
+    raw = read_idx(mnist_root / "MNIST/raw/train-images-idx3-ubyte.gz", 2051)
+    expected = (torch.from_numpy(raw[0].astype(np.float32)) / 255 - MEAN) / STD
+    assert torch.allclose(train_x[0, 0], expected, atol=1e-6)
+
+
+def test_sample_limits(mnist_root):
+    dm = MNISTDataModule(mnist_root, train_samples=100, test_samples=50, check_md5=False, download=False)
+    dm.setup()
+    assert len(dm.train_y) == 100 and len(dm.test_y) == 50
+    assert len(dm.train_dataloader()) == 1 and len(dm.val_dataloader()) == 1
+
+
+def test_batches_cover_each_epoch_once_and_reshuffle():
+    x = torch.arange(600, dtype=torch.float32).view(600, 1, 1, 1).expand(600, 1, 28, 28).contiguous()
+    y = torch.arange(600)
+    batches = ShuffledBatches(x, y, 256, seeds=[0], shuffle=True)
+    epoch1 = [b[1] for b in batches]
+    epoch2 = [b[1] for b in batches]
+    assert [len(b) for b in epoch1] == [256, 256, 88]
+    assert sorted(torch.cat(epoch1).view(-1).tolist()) == list(range(600))
+    assert not torch.equal(torch.cat(epoch1), torch.cat(epoch2))
+    first = next(iter(batches))
+    assert torch.equal(first[0][:, 0, 0, 0], first[1][:, 0].float())  # images travel with their labels
+
+
+def test_each_replica_has_its_own_order_and_seeds_fix_it():
+    x, y = torch.zeros(300, 1, 28, 28), torch.arange(300)
+    a = next(iter(ShuffledBatches(x, y, 100, seeds=[0, 1], shuffle=True)))[1]
+    b = next(iter(ShuffledBatches(x, y, 100, seeds=[0], shuffle=True)))[1]
+    assert a.shape == (100, 2)
+    assert torch.equal(a[:, 0], b[:, 0]) and not torch.equal(a[:, 0], a[:, 1])
+
+
+def test_test_set_is_not_shuffled(mnist_root):
+    dm = MNISTDataModule(mnist_root, check_md5=False, download=False)
+    dm.setup()
+    labels = torch.cat([b[1][:, 0] for b in dm.val_dataloader()])
+    assert torch.equal(labels, dm.test_y)
+
+
+def test_read_only_root_with_gz_only(tmp_path):
+    root = write_mnist(tmp_path / "ro", n_train=64, n_test=32)
+    for path in sorted(root.rglob("*"), reverse=True):
+        path.chmod(stat.S_IREAD | stat.S_IEXEC if path.is_dir() else stat.S_IREAD)
+    before = sorted(root.rglob("*"))
+    try:
+        assert load_mnist(root, check_md5=False, download=True)[0].shape[0] == 64
+        assert sorted(root.rglob("*")) == before  # nothing written beside the .gz files
+    finally:
+        for path in root.rglob("*"):
+            path.chmod(stat.S_IRWXU)
+
+
+def test_missing_data_offline_says_where_to_put_it(tmp_path):
+    with pytest.raises(DataError, match=r"MNIST not found under .*empty/MNIST/raw.*DEEPDEPTH_DATA"):
+        locate(tmp_path / "empty", download=False)
+
+
+def test_truncated_file_is_reported(tmp_path):
+    root = write_mnist(tmp_path / "bad", n_train=64, n_test=32)
+    path = root / "MNIST/raw/train-images-idx3-ubyte.gz"
+    data = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(data[:-100]))
+    with pytest.raises(DataError, match="truncated"):
+        load_mnist(root, check_md5=False, download=False)
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(DataError, match="corrupt"):
+        load_mnist(root, check_md5=False, download=False)
+
+
+def test_wrong_magic_and_mismatched_counts(tmp_path):
+    root = write_mnist(tmp_path / "bad", n_train=64, n_test=32)
+    raw = root / "MNIST/raw"
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(10, np.uint8))))
+    with pytest.raises(DataError, match="magic 2051"):
+        load_mnist(root, check_md5=False, download=False)
+    write_mnist(root, n_train=64, n_test=32)
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(31, np.uint8))))
+    with pytest.raises(DataError, match="disagree"):
+        load_mnist(root, check_md5=False, download=False)
+
+
+def test_md5_is_checked(mnist_root):
+    with pytest.raises(DataError, match="md5"):
+        load_mnist(mnist_root, check_md5=True, download=False)
+
+
+def test_real_mnist(real_mnist):
+    train_x, train_y, test_x, test_y = load_mnist(real_mnist, check_md5=True, download=False)
+    assert train_x.shape == (60000, 1, 28, 28) and test_x.shape == (10000, 1, 28, 28)
+    assert train_y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert torch.bincount(test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert abs(train_x.mean().item()) < 0.01 and abs(train_x.std().item() - 1) < 0.01

@@ -1,0 +1,226 @@
+"""Packed replicas are S independent networks, and the fast training step is the plain one.
+
+(a) a packed DepthNet(seeds=[3, 4, 5]) initialises and computes, per replica, exactly what
+    DepthNet(seeds=[s]) does; (b) training S packed replicas gives each the losses and errors
+    of a separate run with the same seed (its own init and its own data order); (c) a replica
+    that diverges is reported diverged while the others' results are untouched; (d) the
+    TrainStep runner (with or without the fast path requested) trains the same function as a
+    plain hand-written SGD step.
+"""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+
+from conftest import ROOT, tiny
+from deepdepth.callbacks import Trainability
+from deepdepth.data import ShuffledBatches, load_mnist
+from deepdepth.models import DepthNet, build_model
+from deepdepth.module import DepthClassifier
+from deepdepth.step import TrainStep
+from deepdepth.train import build, train
+
+SEEDS = [3, 4, 5]
+ATOL = 1e-5
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def unpack(packed: DepthNet, s: int) -> dict[str, torch.Tensor]:
+    """Replica ``s``'s slice of every parameter and buffer, shaped as in DepthNet(seeds=[s]).
+
+    Every packed tensor stacks the replicas along its first dimension (grouped conv output
+    channels, BatchNorm channels, the per-replica gain and classifier), so replica s owns the
+    s-th of S equal chunks; scalar buffers (num_batches_tracked) are shared.
+    """
+    out = {}
+    for name, t in packed.state_dict().items():
+        out[name] = t if t.dim() == 0 else t.chunk(packed.replicas, dim=0)[s]
+    return out
+
+
+NETS = {  # variants (and the one non-variant option) covering BN / no BN, residual / plain
+    "cnn_tanh_newinit": dict(activation="tanh", norm=False, residual=False, init="fan_in"),
+    "cnn_elu_bn": dict(activation="elu", norm=True, residual=False, init="fan_in"),
+    "resnet": dict(activation="elu", norm=True, residual=True, init="fan_in"),
+    "resnet_nobn": dict(activation="elu", norm=False, residual=True, init="fan_in"),
+    "cnn_tanh_bn_oldinit": dict(activation="tanh", norm=True, residual=False, init="naive"),
+    "resnet_gain": dict(activation="elu", norm=True, residual=True, init="fan_in", branch_gain=True),
+}
+
+
+# ----------------------------------------------------------------------------- (a) init and forward
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_packed_init_equals_separate_networks(name):
+    packed = DepthNet(6, seeds=SEEDS, **NETS[name])
+    for s, seed in enumerate(SEEDS):
+        single = DepthNet(6, seeds=[seed], **NETS[name]).state_dict()
+        sliced = unpack(packed, s)
+        assert sliced.keys() == single.keys()
+        for key in single:
+            assert sliced[key].shape == single[key].shape, key
+            assert torch.equal(sliced[key], single[key]), f"replica {s}: {key} differs"
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_packed_forward_equals_separate_networks(name, mode):
+    torch.manual_seed(0)
+    packed = DepthNet(6, seeds=SEEDS, **NETS[name])
+    singles = [DepthNet(6, seeds=[seed], **NETS[name]) for seed in SEEDS]
+    if NETS[name].get("branch_gain"):  # a zero gain would hide the residual branch: open it
+        with torch.no_grad():
+            for net in [packed] + singles:
+                for p in net.parameters():
+                    if p.dim() == 1 and p.numel() == net.replicas:
+                        p.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(7))
+            for s, net in enumerate(singles):
+                net.load_state_dict(unpack(packed, s))
+    x = torch.randn(16, len(SEEDS), 28, 28)
+    if mode == "eval":  # non-trivial running statistics: one training-mode pass first
+        with torch.no_grad():
+            packed(x)
+            for s, net in enumerate(singles):
+                net(x[:, s:s + 1])
+        for net in [packed] + singles:
+            net.eval()
+    out = packed(x)
+    shared = packed(x[:, :1])  # one batch fed to every replica
+    assert out.shape == (16, len(SEEDS), 10)
+    for s, net in enumerate(singles):
+        alone = net(x[:, s:s + 1])
+        torch.testing.assert_close(out[:, s], alone, atol=ATOL, rtol=1e-4)
+        if s == 0:
+            torch.testing.assert_close(shared[:, 0], alone, atol=ATOL, rtol=1e-4)
+        if mode == "eval" and NETS[name]["norm"]:
+            sliced = unpack(packed, s)
+            for key, value in net.state_dict().items():
+                if "running" in key:
+                    torch.testing.assert_close(sliced[key], value, atol=ATOL, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- (b) training
+def train_directly(name: str, seeds: list[int], root, steps: int, lr: float = 0.05):
+    """Train through DepthClassifier.replica_losses and TrainStep, with the data module's
+    per-replica batches; return per-step losses (steps, S) and wrong counts (steps, S)."""
+    train_x, train_y, _, _ = load_mnist(root, check_md5=False, download=False)
+    module = DepthClassifier(build_model(name, 6, seeds=seeds), lr=lr)
+    runner = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph=False)
+    batches = ShuffledBatches(train_x, train_y, 128, seeds, shuffle=True)
+    losses, wrong = [], []
+    while len(losses) < steps:
+        for x, y in batches:
+            logits, loss = runner(x, y, training=True)
+            losses.append(loss)
+            wrong.append((logits.argmax(-1) != y).sum(0))
+            if len(losses) == steps:
+                break
+    return torch.stack(losses), torch.stack(wrong), module.net
+
+
+@pytest.mark.parametrize("name", ["cnn_elu_bn", "resnet", "cnn_tanh_newinit"])
+def test_packed_training_equals_separate_runs(name, mnist_root):
+    steps = 6  # three epochs of the 512-image fixture: each replica reshuffles every epoch
+    losses, wrong, packed = train_directly(name, SEEDS, mnist_root, steps)
+    assert losses.shape == (steps, len(SEEDS))
+    for s, seed in enumerate(SEEDS):
+        alone_losses, alone_wrong, alone = train_directly(name, [seed], mnist_root, steps)
+        torch.testing.assert_close(losses[:, s], alone_losses[:, 0], atol=ATOL, rtol=1e-4)
+        assert (wrong[:, s] - alone_wrong[:, 0]).abs().max() <= 1  # an argmax on a float tie at most
+        for key, value in alone.state_dict().items():
+            torch.testing.assert_close(unpack(packed, s)[key], value, atol=1e-4, rtol=1e-3)
+    assert not torch.allclose(losses[:, 0], losses[:, 1])  # the replicas really are different networks
+
+
+def test_packed_lightning_trial_equals_separate_trials(mnist_root, tmp_path):
+    """Through the user's entry point: replicas=3 from seed=3 vs three runs with seed=3, 4, 5."""
+    common = ["model=cnn_elu_bn", "k=6", *tiny(mnist_root), "trainer.max_epochs=2"]
+    packed = train(compose_cfg(*common, "replicas=3", "seed=3"), tmp_path / "packed", sweeping=True)
+    assert [t["seed"] for t in packed["trials"]] == SEEDS
+    for trial in packed["trials"]:
+        alone = train(compose_cfg(*common, f"seed={trial['seed']}"), tmp_path / str(trial["seed"]), sweeping=True)
+        for key in ("train_err", "test_err"):  # fractions of 512 / 256 images: one image at most
+            assert len(trial[key]) == len(alone[key]) == 2
+            assert max(abs(a - b) for a, b in zip(trial[key], alone[key])) <= 1 / 256 + 1e-9, key
+        assert trial["trainable"] == alone["trainable"] and not trial["diverged"]
+
+
+# ----------------------------------------------------------------------------- (c) one replica diverges
+def fit(module, data, epochs: int = 2) -> Trainability:
+    verdict = Trainability(0.20, "test", print_epochs=False)
+    L.Trainer(max_epochs=epochs, callbacks=[verdict], logger=False, enable_progress_bar=False,
+              enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+              accelerator="cpu", devices=1).fit(module, datamodule=data)
+    return verdict
+
+
+@pytest.mark.parametrize("name", ["resnet", "cnn_tanh_newinit"])
+def test_one_diverging_replica_spoils_no_other(name, mnist_root):
+    cfg = compose_cfg(f"model={name}", "k=6", *tiny(mnist_root), "replicas=3", "seed=3", "optim.lr=0.05")
+    clean = fit(*build(cfg)[::-1]).verdicts
+    data, module = build(cfg)
+    with torch.no_grad():  # poison replica 1's slice only: a huge classifier weight overflows its logits
+        module.net.classifier.weight[1].fill_(1e38)
+    poisoned = fit(module, data).verdicts
+    assert [v["diverged"] for v in poisoned] == [False, True, False]
+    assert poisoned[1]["diverged_epoch"] == 0 and not poisoned[1]["trainable"]
+    for s in (0, 2):
+        assert poisoned[s]["train_err"] == clean[s]["train_err"]
+        assert poisoned[s]["test_err"] == clean[s]["test_err"]
+        assert all(math.isfinite(e) for e in poisoned[s]["train_err"] + poisoned[s]["test_err"])
+        assert poisoned[s]["trainable"] == clean[s]["trainable"]
+    for name_, p in module.net.named_parameters():  # the other replicas' weights stayed finite
+        for s in (0, 2):
+            assert torch.isfinite(p.chunk(3, dim=0)[s]).all(), name_
+
+
+def test_all_replicas_diverging_stops_the_trial(mnist_root):
+    cfg = compose_cfg("model=resnet_nobn", "k=6", *tiny(mnist_root), "replicas=2", "optim.lr=1000",
+                      "trainer.max_epochs=3")
+    verdicts = fit(*build(cfg)[::-1], epochs=3).verdicts
+    assert all(v["diverged"] and not v["trainable"] for v in verdicts)
+    assert all(len(v["train_err"]) <= 1 for v in verdicts)  # stopped in the first epoch
+
+
+# ----------------------------------------------------------------------------- (d) fast step vs plain step
+def plain_sgd_losses(net: DepthNet, batches, lr: float) -> torch.Tensor:
+    """The study's step written out by hand: zero_grad, forward, summed per-replica CE, backward, step."""
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    out = []
+    for x, y in batches:
+        opt.zero_grad()
+        logits = net(x).view(x.shape[0], net.replicas, -1)
+        losses = torch.stack([F.cross_entropy(logits[:, s], y[:, s]) for s in range(net.replicas)])
+        losses.sum().backward()
+        opt.step()
+        out.append(losses.detach())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("use_graph", [False, True])  # True: requests the CUDA graph, which falls back on CPU
+def test_train_step_equals_plain_sgd(use_graph, mnist_root):
+    train_x, train_y, _, _ = load_mnist(mnist_root, check_md5=False, download=False)
+    batches = list(ShuffledBatches(train_x, train_y, 96, [3, 4], shuffle=True))  # 5 full + 1 partial batch
+    assert batches[-1][0].shape[0] != batches[0][0].shape[0]
+    module = DepthClassifier(build_model("resnet", 6, seeds=[3, 4]), lr=0.05)
+    runner = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph=use_graph)
+    fast = torch.stack([runner(x, y, training=True)[1] for x, y in batches])
+    plain = plain_sgd_losses(build_model("resnet", 6, seeds=[3, 4]), batches, lr=0.05)
+    torch.testing.assert_close(fast, plain, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_fast_switch_gives_the_same_trial_on_cpu(fast, mnist_root, tmp_path):
+    common = ["model=resnet", "k=6", *tiny(mnist_root), "replicas=2"]
+    ref = train(compose_cfg(*common, "fast=auto"), tmp_path / "auto", sweeping=True)
+    other = train(compose_cfg(*common, f"fast={str(fast).lower()}"), tmp_path / "other", sweeping=True)
+    assert [t["train_err"] for t in other["trials"]] == [t["train_err"] for t in ref["trials"]]
+    assert [t["test_err"] for t in other["trials"]] == [t["test_err"] for t in ref["trials"]]

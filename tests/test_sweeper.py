@@ -1,0 +1,146 @@
+"""The bisect sweeper end to end: real `python -m deepdepth.train -m hydra/sweeper=bisect` runs
+on tiny IDX data, through the basic, joblib, submitit_local and a failing launcher."""
+import csv
+import json
+
+import pytest
+
+from conftest import ROOT, run_train, tiny
+
+
+def sweep(tmp_path, *args, name="sweep", check=True, env=None):
+    d = tmp_path / name
+    proc = run_train("hydra/sweeper=bisect", *args, f"hydra.sweep.dir={d}", cwd=tmp_path,
+                     multirun=True, check=check, env=env)
+    return d, proc, proc.stdout + proc.stderr
+
+
+def frontier(d):
+    return json.loads((d / "frontier.json").read_text())
+
+
+def job_dirs(d):
+    return sorted((p.parent.parent for p in d.rglob(".hydra/overrides.yaml")), key=lambda p: int(p.name))
+
+
+def csv_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def assert_consistent(doc):
+    """k* is trainable and k*+step is not (or lies past the bound), by the recorded verdicts."""
+    for row in doc["frontier"]:
+        verdict = {p["k"]: p["trainable"] for p in row["probe_history"]}
+        above = (row["k_star"] or 0) + row["step"] if row["k_star"] else row["lower"]
+        if row["k_star"] is not None:
+            assert verdict[row["k_star"]] is True
+        assert above in verdict  # confirm: both neighbours of the limit were trained
+        assert verdict[above] is False or row["hit_upper"]
+
+
+def test_grid_parallel_seeds_and_resume(tmp_path, mnist_root):
+    args = ["model=cnn_tanh_newinit,resnet_nobn", "optim.lr=0.05", "hydra.sweeper.upper=12",
+            "hydra.sweeper.parallel=2", "hydra.sweeper.seeds=2", *tiny(mnist_root)]
+    d, _, out = sweep(tmp_path, *args)
+    # both searches' first rounds (k=3 and 9, one packed job each) go out as one batch
+    assert "launching 4 jobs (#0-#3)" in out
+    doc = frontier(d)
+    rows = doc["frontier"]
+    assert [r["params"]["model"] for r in rows] == ["cnn_tanh_newinit", "resnet_nobn"]
+    assert all(r["done"] and r["seeds"] == 2 and r["failed_trials"] == 0 for r in rows)
+    assert_consistent(doc)
+    assert [r["model"] for r in csv_rows(d / "frontier.csv")] == ["cnn_tanh_newinit", "resnet_nobn"]
+    assert {"k_star", "confirmed", "trials", "rounds", "seconds", "optim.lr"} <= set(csv_rows(d / "frontier.csv")[0])
+    history = csv_rows(d / "history.csv")
+    assert len(history) == len(doc["history"]) == sum(r["trials"] for r in rows)
+    assert {"k", "seed", "train_err", "test_err", "verdict", "job_dir"} <= set(history[0])
+    jobs = job_dirs(d)
+    assert len(jobs) == sum(r["probes"] for r in rows)  # pack: one job per probe
+    for j in jobs:
+        assert "replicas=2" in (j / ".hydra" / "overrides.yaml").read_text()
+        assert len(json.loads((j / "result.json").read_text())["trials"]) == 2
+
+    # the same command again: everything is read back, nothing is trained
+    _, _, out = sweep(tmp_path, *args)
+    assert "launching" not in out and job_dirs(d) == jobs
+    again = frontier(d)
+    assert {r["status"] for r in again["history"]} == {"resumed"}
+    assert [r["k_star"] for r in again["frontier"]] == [r["k_star"] for r in rows]
+
+    # a job killed in flight (no result.json) is the only one trained again, under a new number
+    (jobs[-1] / "result.json").unlink()
+    _, _, out = sweep(tmp_path, *args)
+    assert f"launching 1 jobs (#{len(jobs)}-#{len(jobs)})" in out
+    assert len(job_dirs(d)) == len(jobs) + 1
+    statuses = [r["status"] for r in frontier(d)["history"]]
+    assert statuses.count("ok") == 2 and statuses.count("resumed") == len(statuses) - 2
+
+
+def test_everything_trainable_unpacked_joblib(tmp_path, mnist_root):
+    # threshold 1.0: every depth trains, so confirm trains upper+3 and flags the bound
+    d, _, out = sweep(tmp_path, "model=resnet_nobn", "hydra.sweeper.upper=6", "hydra.sweeper.seeds=2",
+                      "hydra.sweeper.pack=false", "hydra.sweeper.rule=all", "trainability.threshold=1.0",
+                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tiny(mnist_root))
+    assert "Joblib" in out
+    (row,) = frontier(d)["frontier"]
+    assert row["k_star"] == 6 and row["hit_upper"] and row["confirmed"] is False
+    assert [p["k"] for p in row["probe_history"]] == [3, 6, 9]
+    jobs = job_dirs(d)
+    assert len(jobs) == 6 and all("replicas=1" in (j / ".hydra/overrides.yaml").read_text() for j in jobs)
+
+
+def test_submitit_local(tmp_path, mnist_root):
+    d, _, _ = sweep(tmp_path, "model=resnet_nobn", "hydra.sweeper.upper=3", "hydra/launcher=submitit_local",
+                    *tiny(mnist_root))
+    assert (d / ".submitit").is_dir()
+    doc = frontier(d)
+    assert doc["frontier"][0]["done"] and doc["history"][0]["status"] == "ok"
+    assert_consistent(doc)
+
+
+def test_failing_job_is_retried_and_the_sweep_goes_on(tmp_path, mnist_root):
+    d, proc, _ = sweep(tmp_path, "model=resnet_nobn", "optim.lr=0.05,-1", "hydra.sweeper.upper=6",
+                       "hydra.sweeper.retries=1", *tiny(mnist_root))
+    good, bad = frontier(d)["frontier"]
+    assert good["trials"] >= 1 and good["failed_trials"] == 0 and good["done"]
+    assert bad["trials"] == 0 and bad["failed_trials"] == 2  # first try + one retry
+    assert bad["k_star"] is None and bad["confirmed"] is None and bad["crashed"] == [3]
+    failed = [r for r in csv_rows(d / "history.csv") if r["status"] == "failed"]
+    assert [r["attempt"] for r in failed] == ["0", "1"]
+    assert all("optim.lr must be positive" in r["error"] for r in failed)
+
+
+def test_launcher_that_raises(tmp_path, mnist_root):
+    """launch() raising mid-batch: the job that finished is read back, the others retried."""
+    env = {"PYTHONPATH": str(ROOT / "tests" / "plugins")}
+    d, _, out = sweep(tmp_path, "model=resnet_nobn", "hydra.sweeper.upper=12", "hydra.sweeper.parallel=2",
+                      "hydra/launcher=flaky", *tiny(mnist_root), env=env)
+    assert (d / "flaky.raised").exists() and "simulated" in out
+    doc = frontier(d)
+    failed = [r for r in doc["history"] if r["status"] == "failed"]
+    assert len(failed) == 1 and "launcher: RuntimeError: simulated" in failed[0]["error"]
+    assert doc["frontier"][0]["done"] and doc["frontier"][0]["failed_trials"] == 1
+    first = [r for r in doc["history"] if r["round"] == 1 and r["status"] == "ok"]
+    assert sorted((r["k"], r["attempt"], r["job_num"]) for r in first) == [(3, 0, 0), (9, 1, 2)]
+    assert_consistent(doc)
+
+
+def test_every_job_failing_is_an_error(tmp_path, mnist_root):
+    d, proc, out = sweep(tmp_path, "optim.lr=-1", "hydra.sweeper.upper=6", "hydra.sweeper.retries=0",
+                         *tiny(mnist_root), check=False)
+    assert proc.returncode != 0 and "all 1 trials failed" in out and "optim.lr must be positive" in out
+    assert frontier(d)["history"][0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("arg,message", [("k=3,6", "k is the searched depth"),
+                                         ("seed=0,1", "hydra.sweeper.seeds"),
+                                         ("replicas=2", "replicas is set by the sweeper")])
+def test_sweeper_owned_keys_are_errors(tmp_path, arg, message):
+    _, proc, out = sweep(tmp_path, arg, "hydra.sweeper.upper=6", check=False)
+    assert proc.returncode != 0 and message in out
+
+
+def test_upper_is_required(tmp_path):
+    _, proc, out = sweep(tmp_path, "model=resnet", check=False)
+    assert proc.returncode != 0 and "upper" in out
