@@ -1,0 +1,36 @@
+# Every target sets up what it needs: `make test` on a fresh clone builds .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+PY := $(VENV)/bin/python
+export DEEPDEPTH_DATA ?= $(abspath $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data))
+
+.PHONY: venv test train study smoke-study report bench-cpu clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+test: venv            ## the test suite (CPU, tiny data; real-MNIST tests run when DEEPDEPTH_DATA has it)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+train: venv           ## one trial: make train ARGS="model=resnet k=447"
+	$(PY) -m deepdepth.train $(ARGS)
+
+study: venv           ## the whole depth study (7 variants, bisection, 3 seeds per probe), then its report
+	$(PY) -m deepdepth.train -m +experiment=depth_study hydra.sweep.dir=multirun/depth_study $(ARGS)
+	$(PY) -m deepdepth.report multirun/depth_study
+
+smoke-study: venv     ## the study on tiny data, on a CPU in a couple of minutes
+	$(PY) -m deepdepth.train -m +experiment=depth_study_smoke hydra.sweep.dir=multirun/smoke $(ARGS)
+	$(PY) -m deepdepth.report multirun/smoke
+
+bench-cpu: venv       ## the package's epoch against the reference loop, on this machine
+	$(PY) benchmarks/bench_cpu.py
+
+clean:
+	rm -rf outputs multirun lightning_logs .pytest_cache
