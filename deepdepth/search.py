@@ -61,6 +61,7 @@ class DepthSearch:
         self.grid = list(range(lower, upper + 1, step))
         self.l, self.r = 0, len(self.grid) - 1
         self.verdicts: dict[int, bool] = {}  # k -> combined verdict
+        self.crashed: set[int] = set()  # depths where no trial produced a verdict
         self.history: list[dict] = []  # one entry per recorded probe, in order
         self.rounds = 0
         self._pending: list[int] = []  # depths of the current round not yet recorded
@@ -100,6 +101,8 @@ class DepthSearch:
         v = combine(verdicts, self.rule)
         trainable = bool(v)
         self.verdicts[k] = trainable
+        if v is None:
+            self.crashed.add(k)
         counted = [x for x in verdicts if x is not None]
         self.history.append({
             "round": self.rounds, "k": k, "verdicts": list(verdicts), "passes": sum(map(bool, counted)),
@@ -132,9 +135,11 @@ class DepthSearch:
 
     @property
     def confirmed(self) -> Optional[bool]:
-        """True when k*+step was trained and found untrainable; None if it was not trained."""
+        """True when k*+step was trained and found untrainable; None if it has no real verdict."""
         above = self.k(self.r + 1)
-        return None if above not in self.verdicts else not self.verdicts[above]
+        if above not in self.verdicts or above in self.crashed:
+            return None
+        return not self.verdicts[above]
 
     @property
     def trials(self) -> int:
@@ -149,4 +154,4 @@ class DepthSearch:
     def summary(self) -> dict:
         return {"k_star": self.k_star, "confirmed": self.confirmed, "hit_upper": self.hit_upper,
                 "rounds": self.rounds, "trials": self.trials, "probes": len(self.history),
-                "nonmonotone": self.nonmonotone, "done": self.done}
+                "nonmonotone": self.nonmonotone, "crashed": sorted(self.crashed), "done": self.done}

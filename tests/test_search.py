@@ -1,6 +1,5 @@
 """DepthSearch: the original sequences (SPEC 5-6), k-ary rounds, seed rules, edge cases."""
 import math
-import sys
 
 import pytest
 

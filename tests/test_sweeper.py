@@ -2,10 +2,15 @@
 on tiny IDX data, through the basic, joblib, submitit_local and a failing launcher."""
 import csv
 import json
+import subprocess
+import sys
+
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import ROOT, run_train, tiny
+from hydra_plugins.deepdepth_bisect.bisect_sweeper import BisectError, BisectSweeper, _runs
 
 
 def sweep(tmp_path, *args, name="sweep", check=True, env=None):
@@ -66,7 +71,8 @@ def test_grid_parallel_seeds_and_resume(tmp_path, mnist_root):
     assert "launching" not in out and job_dirs(d) == jobs
     again = frontier(d)
     assert {r["status"] for r in again["history"]} == {"resumed"}
-    assert [r["k_star"] for r in again["frontier"]] == [r["k_star"] for r in rows]
+    assert [(r["k_star"], r["model"], r["lr"]) for r in again["frontier"]] == \
+        [(r["k_star"], r["model"], r["lr"]) for r in rows]
 
     # a job killed in flight (no result.json) is the only one trained again, under a new number
     (jobs[-1] / "result.json").unlink()
@@ -88,6 +94,7 @@ def test_everything_trainable_unpacked_joblib(tmp_path, mnist_root):
     assert [p["k"] for p in row["probe_history"]] == [3, 6, 9]
     jobs = job_dirs(d)
     assert len(jobs) == 6 and all("replicas=1" in (j / ".hydra/overrides.yaml").read_text() for j in jobs)
+    assert sorted(r["job_dir"] for r in frontier(d)["history"]) == sorted(map(str, jobs))
 
 
 def test_submitit_local(tmp_path, mnist_root):
@@ -100,15 +107,28 @@ def test_submitit_local(tmp_path, mnist_root):
 
 
 def test_failing_job_is_retried_and_the_sweep_goes_on(tmp_path, mnist_root):
-    d, proc, _ = sweep(tmp_path, "model=resnet_nobn", "optim.lr=0.05,-1", "hydra.sweeper.upper=6",
+    d, proc, _ = sweep(tmp_path, "model=resnet_nobn,no_such_variant", "optim.lr=0.05,-1", "hydra.sweeper.upper=6",
                        "hydra.sweeper.retries=1", *tiny(mnist_root))
-    good, bad = frontier(d)["frontier"]
+    good, bad, *broken = frontier(d)["frontier"]
     assert good["trials"] >= 1 and good["failed_trials"] == 0 and good["done"]
-    assert bad["trials"] == 0 and bad["failed_trials"] == 2  # first try + one retry
+    assert bad["trials"] == 0 and bad["failed_trials"] == 2  # the job raised: first try + one retry
     assert bad["k_star"] is None and bad["confirmed"] is None and bad["crashed"] == [3]
-    failed = [r for r in csv_rows(d / "history.csv") if r["status"] == "failed"]
+    failed = [r for r in csv_rows(d / "history.csv") if r["status"] == "failed" and r["combo"] == "1"]
     assert [r["attempt"] for r in failed] == ["0", "1"]
     assert all("optim.lr must be positive" in r["error"] for r in failed)
+    # a config that does not compose never reaches the launcher and is not retried
+    assert [r["failed_trials"] for r in broken] == [1, 1] and all(r["done"] for r in broken)
+    errors = [r["error"] for r in frontier(d)["history"] if r["combo"] >= 2]
+    assert all("does not compose" in e and "no_such_variant" in e for e in errors)
+    assert len(job_dirs(d)) == 3  # good k=3, bad k=3 twice
+    report_out = run_report(d)
+    assert "no_such_variant" in report_out and "failed trials" in report_out
+
+
+def run_report(d):
+    proc = subprocess.run([sys.executable, "-m", "deepdepth.report", str(d)], capture_output=True, text=True,
+                          check=True)
+    return proc.stdout
 
 
 def test_launcher_that_raises(tmp_path, mnist_root):
@@ -133,14 +153,38 @@ def test_every_job_failing_is_an_error(tmp_path, mnist_root):
     assert frontier(d)["history"][0]["status"] == "failed"
 
 
-@pytest.mark.parametrize("arg,message", [("k=3,6", "k is the searched depth"),
+def test_k_in_a_bisect_sweep_is_an_error(tmp_path):
+    _, proc, out = sweep(tmp_path, "k=3,6", "hydra.sweeper.upper=6", check=False)
+    assert proc.returncode != 0 and "k is the searched depth" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("arg,message", [("k=3", "k is the searched depth"),
                                          ("seed=0,1", "hydra.sweeper.seeds"),
                                          ("replicas=2", "replicas is set by the sweeper")])
-def test_sweeper_owned_keys_are_errors(tmp_path, arg, message):
-    _, proc, out = sweep(tmp_path, arg, "hydra.sweeper.upper=6", check=False)
-    assert proc.returncode != 0 and message in out
+def test_sweeper_owned_keys(arg, message):
+    s = BisectSweeper(upper=6)
+    s.hydra_context = SimpleNamespace(config_loader=None)
+    with pytest.raises(BisectError, match=message):
+        s._grid([arg])
+
+
+def test_grid_parsing_matches_the_basic_sweeper():
+    s = BisectSweeper(upper=6)
+    s.hydra_context = SimpleNamespace(config_loader=None)
+    grid, base = s._grid(["model=a,b", "optim.lr=0.1,0.2", "seed=7", "data.root=/x"])
+    assert base == 7 and len(grid) == 4
+    assert grid[0] == ["model=a", "optim.lr=0.1", "data.root=/x"]
+    assert s._grid([]) == ([[]], 0)
+
+
+def test_seed_runs():
+    assert _runs([0, 1, 2], pack=True) == [[0, 1, 2]]
+    assert _runs([0, 2, 3], pack=True) == [[0], [2, 3]]  # retries pack the contiguous seeds left
+    assert _runs([0, 1], pack=False) == [[0], [1]]
 
 
 def test_upper_is_required(tmp_path):
     _, proc, out = sweep(tmp_path, "model=resnet", check=False)
     assert proc.returncode != 0 and "upper" in out
+    _, proc, out = sweep(tmp_path, "hydra.sweeper.upper=2", check=False)
+    assert proc.returncode != 0 and "upper (2) < lower (3)" in out and "Traceback" not in out
