@@ -27,6 +27,7 @@ from .callbacks import Trainability
 from .config import ConfigError, validate
 from .data import MNISTDataModule
 from .devices import claim_gpu
+from .diagnostics import SignalDiagnostics
 from .models import DepthNet, count_parameters
 from .module import DepthClassifier
 
@@ -63,7 +64,8 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", sweeping: bool = False)
         trainer_kw["enable_progress_bar"] = not sweeping
     with _device(trainer_kw, sweeping):
         L.seed_everything(cfg.seed, verbose=False)
-        trainer = L.Trainer(**trainer_kw, callbacks=[verdict], num_sanity_val_steps=0,
+        callbacks = [verdict] + ([SignalDiagnostics()] if cfg.get("diagnostics", False) else [])
+        trainer = L.Trainer(**trainer_kw, callbacks=callbacks, num_sanity_val_steps=0,
                             logger=CSVLogger(output_dir, name="", version=""), benchmark=None)
         trainer.fit(module, datamodule=data)
         device = str(module.device)

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .blocks import ReplicaLinear
+from .blocks import ConvBlock, ReplicaLinear
 
 InitRule = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -33,26 +33,77 @@ def delta_orthogonal(weight: torch.Tensor, gen: torch.Generator, gain: float = 1
     return (w * gain).to(weight.dtype)
 
 
-INIT_RULES: dict[str, InitRule] = {
+def parse_init(spec: str) -> tuple[str, float]:
+    """``"delta_orthogonal:1.2"`` -> ("delta_orthogonal", 1.2): any rule times a gain, so the gain
+    is set from the existing ``model.init`` key (``model.init=delta_orthogonal:1.05``)."""
+    name, _, gain = str(spec).partition(":")
+    try:
+        return name, float(gain) if gain else 1.0
+    except ValueError:
+        raise ValueError(f"bad init {spec!r}: the gain after ':' must be a number") from None
+
+
+class _Rules(dict):
+    """The rule table; also answers ``"name:gain"`` (the rule's weights times gain)."""
+
+    def _split(self, spec) -> tuple[str, float] | None:
+        if ":" not in str(spec):
+            return None
+        try:
+            name, gain = parse_init(spec)
+        except ValueError:
+            return None
+        return (name, gain) if dict.__contains__(self, name) and math.isfinite(gain) else None
+
+    def __contains__(self, spec) -> bool:
+        return dict.__contains__(self, spec) or self._split(spec) is not None
+
+    def __missing__(self, spec):
+        split = self._split(spec)
+        if split is None:
+            raise KeyError(spec)
+        name, gain = split
+        return lambda weight, gen: dict.__getitem__(self, name)(weight, gen) * gain
+
+
+INIT_RULES: dict[str, InitRule] = _Rules({
     "naive": _normal(lambda c_in, c_out: 0.05),
     "fan_in": _normal(lambda c_in, c_out: math.sqrt(1.0 / (9 * c_in))),
     "fan_out": _normal(lambda c_in, c_out: math.sqrt(1.0 / (9 * c_out))),
     "delta_orthogonal": delta_orthogonal,
-}
+    # Fixup (Zhang et al. 2019) adapted to one-layer branches: fan-in, then residual-branch convs
+    # scaled by L^(-1/2) and the classifier zeroed inside ``initialise`` (see BRANCH_SCALE).
+    "fixup": _normal(lambda c_in, c_out: math.sqrt(1.0 / (9 * c_in))),
+})
+
+# Rules that rescale residual-branch convs, as a function of the number L of residual blocks.
+# Fixup's L^(-1/(2m-2)) is undefined for m=1 layer per branch; L^(-1/2) keeps the variance the
+# branches add, sum over L blocks of (scale^2 * O(1)), bounded as L grows, which is Fixup's aim.
+BRANCH_SCALE: dict[str, Callable[[int], float]] = {"fixup": lambda n: n ** -0.5 if n else 1.0}
+ZERO_CLASSIFIER = {"fixup"}  # Fixup starts the last layer at zero, so the initial output is 0
 
 
 def conv_sigma(rule: str, c_in: int, c_out: int) -> float:
-    """The weight standard deviation of a normal init rule (used by the mean-field theory)."""
-    return {"naive": 0.05, "fan_in": math.sqrt(1.0 / (9 * c_in)),
-            "fan_out": math.sqrt(1.0 / (9 * c_out))}[rule]
+    """The weight standard deviation of a rule (delta-orthogonal: the normal std with the same
+    mean squared row norm), used by the mean-field theory. Not defined for branch-scaled rules."""
+    name, gain = parse_init(rule)
+    sigma = {"naive": lambda: 0.05, "fan_in": lambda: math.sqrt(1.0 / (9 * c_in)),
+             "fan_out": lambda: math.sqrt(1.0 / (9 * c_out)),
+             "delta_orthogonal": lambda: math.sqrt(min(c_in, c_out) / c_out / (9 * c_in))}[name]()
+    return sigma * gain
 
 
 @torch.no_grad()
 def initialise(net: nn.Module, rule: str, seeds: list[int]) -> None:
     """One loop over the network: conv weights by ``rule`` and zero bias; the classifier
-    as PyTorch's default Linear init, U(-1/sqrt(in), 1/sqrt(in)); BatchNorm left as is."""
+    as PyTorch's default Linear init, U(-1/sqrt(in), 1/sqrt(in)); BatchNorm left as is.
+    Branch-scaled rules (fixup) multiply residual-branch weights after drawing them, so every
+    replica's generator is consumed in the same order as for the plain rule."""
     if rule not in INIT_RULES:
         raise ValueError(f"unknown init {rule!r}; choose one of {sorted(INIT_RULES)}")
+    name = parse_init(rule)[0]
+    branches = {id(b.conv) for b in net.modules() if isinstance(b, ConvBlock) and b.skip}
+    scale = BRANCH_SCALE[name](len(branches)) if name in BRANCH_SCALE else 1.0
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
@@ -60,6 +111,11 @@ def initialise(net: nn.Module, rule: str, seeds: list[int]) -> None:
             for s, gen in enumerate(gens):
                 w = m.weight[s * c_out:(s + 1) * c_out]
                 w.copy_(INIT_RULES[rule](w, gen))
+                if id(m) in branches and scale != 1.0:
+                    w.mul_(scale)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, ReplicaLinear) and name in ZERO_CLASSIFIER:
+            nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, ReplicaLinear):
             bound = 1.0 / math.sqrt(m.in_features)

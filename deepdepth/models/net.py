@@ -62,7 +62,8 @@ class Variant:
     branch_gain: bool = False
 
 
-# The seven variants of SPEC section 3 (conf/model/*.yaml mirror these; a test checks they agree).
+# The seven variants of SPEC section 3, then the modern ones of issue 6
+# (conf/model/*.yaml mirror these; tests/test_variants_conf.py checks they agree).
 VARIANTS: dict[str, Variant] = {
     "cnn_tanh": Variant("tanh", norm=False, residual=False, init="naive"),
     "cnn_tanh_newinit": Variant("tanh", norm=False, residual=False, init="fan_in"),
@@ -71,6 +72,10 @@ VARIANTS: dict[str, Variant] = {
     "resnet": Variant("elu", norm=True, residual=True, init="fan_in"),
     "cnn_tanh_bn_oldinit": Variant("tanh", norm=True, residual=False, init="naive"),
     "resnet_nobn": Variant("elu", norm=False, residual=True, init="fan_in"),
+    # Modern depth-enabling variants (issue 6), built from the same blocks.
+    "cnn_tanh_deltaorth": Variant("tanh", norm=False, residual=False, init="delta_orthogonal"),  # Xiao et al. 2018, sigma_w=1
+    "resnet_nobn_skipinit": Variant("elu", norm=False, residual=True, init="fan_in", branch_gain=True),  # De & Smith 2020
+    "resnet_nobn_fixup": Variant("elu", norm=False, residual=True, init="fixup"),  # Zhang et al. 2019, adapted
 }
 
 

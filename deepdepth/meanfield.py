@@ -1,0 +1,229 @@
+"""Mean-field signal propagation (Schoenholz et al. 2017; Xiao et al. 2018) for the plain CNNs.
+
+Predicts, from a variant's activation and initialisation alone, how deep it can be and still
+train: the fixed point q* of the pre-activation variance map, the slope chi_1 of the
+correlation map at c=1, the depth scale xi and the trainable depth ~ 6 xi. Pure numpy (the
+weight std comes from ``deepdepth.models.init.conv_sigma``, imported only when a variant is named).
+
+Gaussian integrals use Gauss-Legendre quadrature on [-10, 10] split at the activation's kink
+(z = 0): Gauss-Hermite converges only like 1/n for ELU/ReLU, whose derivatives jump there.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from numpy.polynomial.legendre import leggauss
+
+CRITICAL_TOL = 1e-6  # |chi_1 - 1| below this is "critical": no finite depth scale
+TRAINABLE_XI = 6.0   # Schoenholz et al.: trainable while depth <= ~6 xi
+WIDTHS = (4, 8, 16)  # stage widths of DepthNet (SPEC section 2)
+_X, _W = leggauss(80)
+_Z = 10.0
+
+
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+
+
+ACTIVATIONS = {  # phi and phi'
+    "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
+    "elu": (_elu, lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0)))),
+    "relu": (lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float)),
+    "linear": (lambda x: x, lambda x: np.ones_like(x)),
+}
+
+
+def _nodes(lo, hi, mean=0.0):
+    """Legendre nodes on [lo, 0] and [0, hi] (0 clipped into [lo, hi]), weights times the N(mean, 1)
+    density; lo, hi, mean may be arrays (one interval per row)."""
+    lo, hi, mean = (np.asarray(a, float)[..., None] for a in (lo, hi, mean))
+    cut = np.clip(0.0, lo, hi)
+    parts = [((a + b) / 2 + (b - a) / 2 * _X, (b - a) / 2 * _W) for a, b in ((lo, cut), (cut, hi))]
+    z = np.concatenate([p[0] for p in parts], -1)
+    w = np.concatenate([p[1] for p in parts], -1) * np.exp(-(z - mean) ** 2 / 2) / math.sqrt(2 * math.pi)
+    return z, w
+
+
+_Z1, _W1 = _nodes(-_Z, _Z)
+
+
+def gauss(f, q: float) -> float:
+    """E[f(sqrt(q) z)], z ~ N(0, 1)."""
+    return float(np.sum(_W1 * f(math.sqrt(q) * _Z1)))
+
+
+def gauss2(f, g, q: float, c: float) -> float:
+    """E[f(u1) g(u2)], (u1, u2) centred Gaussian, variances q, correlation c. Writing
+    u2 = sqrt(q) s t with t ~ N(c z1 / s, 1), s = sqrt(1 - c^2), the inner integral over t is split
+    at t = 0 where a kinked activation bends."""
+    s = math.sqrt(max(1.0 - c * c, 0.0))
+    if s < 1e-12:
+        return gauss(lambda x: f(x) * g(x), q)
+    shift = c * _Z1 / s
+    t, wt = _nodes(shift - _Z, shift + _Z, shift)
+    inner = np.sum(wt * g(math.sqrt(q) * s * t), axis=1)
+    return float(np.sum(_W1 * f(math.sqrt(q) * _Z1) * inner))
+
+
+def variance_map(q: float, activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> float:
+    """q_{l+1} = sigma_w^2 E[phi(sqrt(q_l) z)^2] + sigma_b^2."""
+    phi = ACTIVATIONS[activation][0]
+    return sigma_w2 * gauss(lambda x: phi(x) ** 2, q) + sigma_b2
+
+
+def fixed_point(activation: str, sigma_w2: float, sigma_b2: float = 0.0, q0: float = 1.0) -> float:
+    """The limit of iterating the variance map from q0. The map is increasing in q, so iteration
+    moves monotonically to the nearest fixed point in the direction of V(q0) - q0; we bracket that
+    root on a geometric grid and bisect, which also finds q* = 0 (or inf) exactly, where plain
+    iteration at criticality would crawl there polynomially. Returns 0.0 or math.inf at the ends."""
+    g = lambda q: variance_map(q, activation, sigma_w2, sigma_b2) - q
+    g0 = g(q0)
+    if g0 == 0:
+        return q0
+    step = 0.5 if g0 < 0 else 2.0
+    prev = q0
+    for _ in range(100):
+        cur = prev * step
+        if (g(cur) >= 0) if g0 < 0 else (g(cur) <= 0):
+            lo, hi = sorted((prev, cur))
+            for _ in range(200):
+                mid = math.sqrt(lo * hi)
+                if (g(mid) < 0) == (g(lo) < 0):
+                    lo = mid
+                else:
+                    hi = mid
+            return math.sqrt(lo * hi)
+        prev = cur
+    return 0.0 if g0 < 0 else math.inf
+
+
+def chi_1(activation: str, sigma_w2: float, q_star: float) -> float:
+    """sigma_w^2 E[phi'(sqrt(q*) z)^2]: the per-layer gain of small perturbations (and of gradients)."""
+    dphi = ACTIVATIONS[activation][1]
+    q = min(max(q_star, 1e-30), 1e12)  # q* = 0: the limit q -> 0+ (ReLU's phi' jumps at 0)
+    return sigma_w2 * gauss(lambda x: dphi(x) ** 2, q)
+
+
+def correlation_fixed_point(activation: str, sigma_w2: float, q_star: float, sigma_b2: float = 0.0,
+                            c0: float = 0.99, steps: int = 2000) -> tuple[float, float]:
+    """(c*, chi_c): iterate the correlation map from c0; chi_c = sigma_w^2 E[phi'(u1) phi'(u2)] at c*."""
+    phi, dphi = ACTIVATIONS[activation]
+    c = c0
+    for _ in range(steps):
+        new = (sigma_w2 * gauss2(phi, phi, q_star, c) + sigma_b2) / q_star
+        if abs(new - c) < 1e-12:
+            c = new
+            break
+        c = new
+    return c, sigma_w2 * gauss2(dphi, dphi, q_star, c)
+
+
+@dataclass
+class Stage:
+    sigma_w2: float
+    q_star: float
+    chi_1: float
+    phase: str          # ordered (chi_1 < 1), critical, chaotic (chi_1 > 1)
+    c_star: float       # correlation fixed point (1 in the ordered phase)
+    xi: float           # -1/ln chi_c*: equals -1/ln chi_1 when ordered; inf at criticality
+
+
+def stage(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> Stage:
+    q = fixed_point(activation, sigma_w2, sigma_b2)
+    chi = chi_1(activation, sigma_w2, q)
+    if abs(chi - 1.0) < CRITICAL_TOL:
+        return Stage(sigma_w2, q, chi, "critical", 1.0, math.inf)
+    if chi < 1.0:
+        return Stage(sigma_w2, q, chi, "ordered", 1.0, -1.0 / math.log(chi) if chi > 0 else 0.0)
+    if math.isinf(q):  # the variance itself explodes: use the gradient growth rate
+        return Stage(sigma_w2, q, chi, "chaotic", float("nan"), 1.0 / math.log(chi))
+    c, chi_c = correlation_fixed_point(activation, sigma_w2, q, sigma_b2)
+    return Stage(sigma_w2, q, chi, "chaotic", c, -1.0 / math.log(chi_c) if chi_c < 1 else math.inf)
+
+
+@dataclass
+class Prediction:
+    variant: str
+    applicable: bool
+    reason: str = ""
+    stages: list[Stage] = field(default_factory=list)
+    xi: float = float("nan")       # effective depth scale over the whole net, in conv layers
+    k_pred: float = float("nan")   # 6 xi: predicted largest trainable k (inf: no limit predicted)
+
+    @property
+    def k_star_pred(self) -> float:
+        """k_pred rounded down to a depth the net can have (a multiple of 3)."""
+        return self.k_pred if not math.isfinite(self.k_pred) else 3 * math.floor(self.k_pred / 3)
+
+
+def predict(activation: str, init: str, norm: bool = False, residual: bool = False,
+            branch_gain: bool = False, name: str = "", sigma=None) -> Prediction:
+    """Mean-field prediction for one variant.
+
+    Stages -> k: stage s has k/3 convs at sigma_w,s^2 = 9 C sigma^2 (C = the stage width; the one
+    width-changing conv per stage is ignored), so a perturbation shrinks by exp(-(k/3) sum_s 1/xi_s)
+    across the net. Asking for at most 6 depth scales of decay gives k <= 6 xi_eff with
+    xi_eff = 3 / sum_s (1/xi_s), the harmonic mean of the stage depth scales. Biases are zero (sigma_b = 0).
+    """
+    if norm:
+        return Prediction(name, False, "BatchNorm renormalises every layer: no variance map to iterate")
+    if residual or branch_gain:
+        return Prediction(name, False, "residual: the skip adds its input, so the variance grows "
+                                       "with depth and has no fixed point")
+    if sigma is None:
+        from .models.init import conv_sigma as sigma
+    try:
+        stages = [stage(activation, 9 * c * sigma(init, c, c) ** 2) for c in WIDTHS]
+    except KeyError:
+        return Prediction(name, False, f"no mean-field weight variance for init {init!r}")
+    rate = sum(1.0 / s.xi for s in stages)  # per-layer decay summed over stages; 1/inf = 0
+    xi = len(stages) / rate if rate > 0 else math.inf
+    return Prediction(name, True, "", stages, xi, TRAINABLE_XI * xi)
+
+
+def predict_variant(name: str, variant) -> Prediction:
+    """``variant``: anything with activation/norm/residual/init (a ``Variant`` or a dict)."""
+    get = (lambda key, default=None: variant.get(key, default)) if isinstance(variant, dict) \
+        else (lambda key, default=None: getattr(variant, key, default))
+    return predict(get("activation"), get("init"), bool(get("norm", False)), bool(get("residual", False)),
+                   bool(get("branch_gain", False)), name=name)
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "inf" if x == math.inf else "-" if x is None or x != x else f"{x:.{digits}g}"
+
+
+def mean_field_table(variants=None, measured: dict | None = None) -> list[dict]:
+    """One row per variant (``variants``: name -> Variant; default all of ``VARIANTS``); ``measured``
+    maps a name to its measured k* and fills the column next to the prediction."""
+    if variants is None:
+        from .models import VARIANTS as variants
+    rows = []
+    for name, v in variants.items():
+        p = predict_variant(name, v)
+        row = {"variant": name, "applicable": p.applicable, "k_pred": p.k_star_pred, "xi": p.xi,
+               "k_measured": (measured or {}).get(name), "stages": [asdict(s) for s in p.stages]}
+        if p.applicable:
+            phases = {s.phase for s in p.stages}
+            row["note"] = ("critical: mean field predicts no depth limit" if phases == {"critical"}
+                           else "/".join(sorted(phases)))
+        else:
+            row["note"] = "not applicable: " + p.reason
+        rows.append(row)
+    return rows
+
+
+def mean_field_markdown(rows: list[dict] | None = None) -> str:
+    """The table as markdown; per stage (widths 4, 8, 16): sigma_w^2, chi_1 and xi."""
+    rows = mean_field_table() if rows is None else rows
+    lines = ["| variant | sigma_w^2 per stage | q* | chi_1 | xi (layers) | predicted k* (6 xi) | measured k* | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        st = r["stages"]
+        per = lambda key: " / ".join(_fmt(s[key]) for s in st) if st else "-"
+        lines.append(f"| {r['variant']} | {per('sigma_w2')} | {per('q_star')} | {per('chi_1')} | "
+                     f"{_fmt(r['xi']) if st else '-'} | {_fmt(r['k_pred']) if st else '-'} | "
+                     f"{'-' if r['k_measured'] is None else r['k_measured']} | {r['note']} |")
+    return "\n".join(lines) + "\n"
