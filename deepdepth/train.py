@@ -12,6 +12,7 @@ import logging
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -32,6 +33,9 @@ from .models import DepthNet, count_parameters
 from .module import DepthClassifier
 
 log = logging.getLogger("deepdepth")
+# Lightning notices that say nothing about a trial (epoch-level logging is deliberate here).
+for _pattern in (".*log_every_n_steps.*", ".*Experiment logs directory.*", ".*LeafSpec.*"):
+    warnings.filterwarnings("ignore", message=_pattern)
 
 
 def trial_seeds(cfg: DictConfig) -> list[int]:

@@ -80,7 +80,9 @@ class Job:
 class BisectSweeper(Sweeper):
     def __init__(self, upper: int, lower: int = 3, step: int = 3, parallel: int = 1, seeds: int = 1,
                  rule: str = "majority", confirm: bool = True, pack: bool = True, retries: int = 1,
-                 params: Optional[Dict[str, str]] = None) -> None:
+                 params: Optional[Dict[str, str]] = None,
+                 upper_for: Optional[Dict[str, int]] = None) -> None:
+        self.upper_for = {o.replace(" ", ""): int(u) for o, u in (upper_for or {}).items()}
         self.search_kw = dict(lower=lower, upper=upper, step=step, parallel=parallel, seeds=seeds,
                               rule=rule, confirm=confirm)
         self.pack, self.retries, self.params = pack, retries, dict(params or {})
@@ -109,7 +111,8 @@ class BisectSweeper(Sweeper):
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         grid, base_seed = self._grid([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         try:
-            self.combos = [Combo(c, DepthSearch(**self.search_kw, seed=base_seed)) for c in grid]
+            self.combos = [Combo(c, DepthSearch(**{**self.search_kw, "upper": self._upper(c)}, seed=base_seed))
+                           for c in grid]
         except ValueError as e:
             raise BisectError(f"bisect sweeper: {e}") from None
         self._scan()
@@ -135,6 +138,13 @@ class BisectSweeper(Sweeper):
             raise BisectError(f"bisect sweeper: all {len(self.history)} trials failed; first error: "
                              f"{first} (see {self.sweep_dir / 'history.csv'})")
         return self._frontier()
+
+    def _upper(self, overrides: List[str]) -> int:
+        """A combination's bound: the first ``upper_for`` entry ("model=resnet": 900) it matches."""
+        for o in overrides:
+            if o in self.upper_for:
+                return self.upper_for[o]
+        return self.search_kw["upper"]
 
     def _grid(self, arguments: List[str]):
         """Cartesian grid of the non-k arguments, parsed exactly as the basic sweeper does."""

@@ -19,6 +19,7 @@ class BisectSweeperConf:
     pack: bool = True  # one job per probe trains all its seeds (replicas=seeds)
     retries: int = 1  # relaunches of a failed trial
     params: Optional[Dict[str, str]] = None  # extra sweep arguments, as in the basic sweeper
+    upper_for: Optional[Dict[str, int]] = None  # per-combination bounds, e.g. {"model=resnet": 900}
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="bisect", node=BisectSweeperConf,

@@ -1,0 +1,62 @@
+"""The whole study pipeline in its smoke form, then the notebook on its output (both as CI runs them)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SHARED_DATA, run_train, write_mnist
+
+
+@pytest.fixture(scope="module")
+def data_overrides(tmp_path_factory):
+    if (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
+        return [f"data.root={SHARED_DATA}"]
+    root = write_mnist(tmp_path_factory.mktemp("data"), n_train=1024, n_test=256)
+    return [f"data.root={root}", "data.check_md5=false", "data.download=false"]
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory, data_overrides):
+    sweep = tmp_path_factory.mktemp("study") / "smoke"
+    run_train("+experiment=depth_study_smoke", *data_overrides, f"hydra.sweep.dir={sweep}",
+              cwd=sweep.parent, multirun=True)
+    return sweep
+
+
+def test_smoke_study_covers_every_variant_under_both_protocols(smoke_study):
+    doc = json.loads((smoke_study / "frontier.json").read_text())
+    combos = {(row["params"]["model"], row["params"]["protocol"]) for row in doc["frontier"]}
+    variants = {"cnn_tanh", "cnn_tanh_newinit", "cnn_elu", "cnn_elu_bn", "resnet", "cnn_tanh_bn_oldinit", "resnet_nobn"}
+    assert combos == {(v, p) for v in variants for p in ("correct", "original")}
+    assert all(len(json.loads(p.read_text())["trials"]) == 2 for p in smoke_study.glob("*/result.json"))
+    assert (smoke_study / "frontier.csv").exists()
+
+
+def test_report_on_the_study(smoke_study, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "deepdepth.report", str(smoke_study), "--out", str(tmp_path)],
+                          capture_output=True, text=True, check=True)
+    assert "cnn_tanh_bn_oldinit" in proc.stdout
+    assert (tmp_path / "report.md").exists() and list(tmp_path.glob("*.png"))
+
+
+def test_notebook_executes(smoke_study, data_overrides, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(ROOT / "notebooks" / "depth_study.ipynb", as_version=4)
+    root = next(o.split("=", 1)[1] for o in data_overrides if o.startswith("data.root="))
+    env = {"DEEPDEPTH_DATA": root, "DEEPDEPTH_STUDY": str(smoke_study), "DEEPDEPTH_NOTEBOOK_TINY": "1",
+           "DEEPDEPTH_NOTEBOOK_OVERRIDES": " ".join(o for o in data_overrides if not o.startswith("data.root=")),
+           "TMPDIR": str(tmp_path), "MPLBACKEND": "Agg"}
+    old = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        for key, value in old.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    assert not errors
+    assert (tmp_path / "deepdepth-notebook-report" / "report.md").exists()
