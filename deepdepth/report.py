@@ -497,7 +497,8 @@ def plot_fraction_trainable(conf: list[dict], out_dir, name: str = "fraction_tra
         nudge = math.exp(0.012 * (i - (len(shown) - 1) / 2))
         ks = [d["k"] * nudge for d in r["depths"]]
         fr = [d["fraction"] for d in r["depths"]]
-        err = [[d["fraction"] - d["low"] for d in r["depths"]], [d["high"] - d["fraction"] for d in r["depths"]]]
+        err = [[max(0.0, d["fraction"] - d["low"]) for d in r["depths"]],  # max: rounding at 0/n and n/n
+               [max(0.0, d["high"] - d["fraction"]) for d in r["depths"]]]
         ax.errorbar(ks, fr, yerr=err, capsize=2.5, lw=1.4, ms=4, alpha=0.85,
                     label=f"{r['variant']} ({r['protocol']}, lr={_num(r['lr'])})", **style(r))
     ax.axhline(0.5, color="gray", ls=":", lw=1.2, label="50% of seeds")
