@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import lightning as L
 import torch
@@ -14,50 +15,59 @@ log = logging.getLogger("deepdepth")
 class Trainability(L.Callback):
     """Decides, per replica, whether the network trained; stops a trial whose losses all went non-finite.
 
-    The finiteness check reads the previous step's losses through a non-blocking copy, so on a
-    GPU it never stalls the launch queue; on the CPU it is immediate.
+    The finiteness check reads each step's losses through a non-blocking copy to pinned memory,
+    processed once the GPU has finished that step, so on a GPU it never stalls the launch queue
+    (it waits only if the CPU runs more than MAX_PENDING steps ahead, and at the end of each
+    epoch); no step's check is dropped. On the CPU it is immediate.
     """
+
+    MAX_PENDING = 16  # on a GPU, how many steps the CPU may run ahead of the checks before it waits
 
     def __init__(self, threshold: float = 0.20, criterion: str = "test", print_epochs: bool = True):
         self.threshold, self.criterion = threshold, check_criterion(criterion)
         self.print_epochs = print_epochs
         self.diverged_at: list[int | None] = []
         self.verdicts: list[dict] = []
-        self._pending: tuple[torch.Tensor, object, int] | None = None
+        self._pending: deque[tuple[torch.Tensor, torch.cuda.Event | None, int]] = deque()
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.diverged_at = [None] * pl_module.net.replicas
+        self._pending.clear()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         losses = outputs["replica_loss"]
+        finite = torch.isfinite(losses)
         if losses.device.type == "cuda":
-            host = torch.empty(losses.shape, dtype=torch.bool, pin_memory=True)
-            host.copy_(torch.isfinite(losses), non_blocking=True)
+            # Queue a non-blocking copy; read the copies whose steps the GPU has finished.
+            host = torch.empty(finite.shape, dtype=torch.bool, pin_memory=True)
+            host.copy_(finite, non_blocking=True)
             event = torch.cuda.Event()
             event.record()
-            self._check_pending(trainer, block=False)
-            self._pending = (host, event, trainer.current_epoch)
+            self._pending.append((host, event, trainer.current_epoch))
+            self._check_pending(trainer, wait_beyond=self.MAX_PENDING)
         else:
-            self._pending = (torch.isfinite(losses), None, trainer.current_epoch)
-            self._check_pending(trainer, block=True)
+            self._pending.append((finite, None, trainer.current_epoch))
+            self._check_pending(trainer)
 
-    def _check_pending(self, trainer, block: bool) -> None:
-        if self._pending is None:
-            return
-        finite, event, epoch = self._pending
-        if event is not None and not (block or event.query()):
-            return
-        if event is not None:
-            event.synchronize()
-        self._pending = None
-        for s, ok in enumerate(finite.tolist()):
-            if not ok and self.diverged_at[s] is None:
-                self.diverged_at[s] = epoch
-        if all(d is not None for d in self.diverged_at):
+    def _check_pending(self, trainer, wait_beyond: int = 0) -> None:
+        """Record divergence from the queued checks, oldest first: every one the GPU has finished,
+        waiting for the oldest while more than ``wait_beyond`` are queued (0: wait for all).
+        Stops the trial once every replica has diverged."""
+        while self._pending:
+            finite, event, epoch = self._pending[0]
+            if event is not None:
+                if len(self._pending) <= wait_beyond and not event.query():
+                    break
+                event.synchronize()
+            self._pending.popleft()
+            for s, ok in enumerate(finite.reshape(-1).tolist()):
+                if not ok and self.diverged_at[s] is None:
+                    self.diverged_at[s] = epoch
+        if self.diverged_at and all(d is not None for d in self.diverged_at):
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._check_pending(trainer, block=True)
+        self._check_pending(trainer)
         hist = pl_module.history
         if not hist["train_err"] or not self.print_epochs:
             return
@@ -67,7 +77,7 @@ class Trainability(L.Callback):
             log.info(prefix + epoch_line(epoch, epochs, tr, te))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self._check_pending(trainer, block=True)
+        self._check_pending(trainer)
         hist = pl_module.history
         self.verdicts = []
         for s, seed in enumerate(pl_module.net.seeds):
