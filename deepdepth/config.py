@@ -30,7 +30,7 @@ def validate(cfg: DictConfig) -> None:
         (isinstance(cfg.replicas, int) and cfg.replicas >= 1, f"replicas must be a positive integer, got replicas={cfg.replicas!r}"),
         (isinstance(cfg.seed, int), f"seed must be an integer, got seed={cfg.seed!r}"),
         (cfg.protocol in PROTOCOLS, f"protocol={cfg.protocol!r} is unknown; choose one of {list(PROTOCOLS)}"),
-        (cfg.fast in ("auto", True, False), f"fast must be auto, true or false, got fast={cfg.fast!r}"),
+        (cfg.fast in ("auto", True, False, "compile"), f"fast must be auto, true, false or compile, got fast={cfg.fast!r}"),
     ]
     for sample_key in ("train_samples", "test_samples"):
         n = cfg.data[sample_key]
