@@ -191,3 +191,10 @@ def test_upper_is_required(tmp_path):
     assert proc.returncode != 0 and "upper" in out
     _, proc, out = sweep(tmp_path, "hydra.sweeper.upper=2", check=False)
     assert proc.returncode != 0 and "upper (2) < lower (3)" in out and "Traceback" not in out
+
+
+def test_bounds_per_combination():
+    s = BisectSweeper(upper=24, upper_for={"resnet": 900, "optim.lr=0.1": 60})
+    assert s._upper(["model=resnet", "optim.lr=0.01"]) == 900
+    assert s._upper(["model=cnn_tanh", "optim.lr=0.1"]) == 60
+    assert s._upper(["model=cnn_tanh", "optim.lr=0.01"]) == 24

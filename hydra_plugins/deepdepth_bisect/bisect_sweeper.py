@@ -140,10 +140,12 @@ class BisectSweeper(Sweeper):
         return self._frontier()
 
     def _upper(self, overrides: List[str]) -> int:
-        """A combination's bound: the first ``upper_for`` entry ("model=resnet": 900) it matches."""
+        """A combination's bound: the first ``upper_for`` entry it matches, keyed by a grid value
+        (``resnet: 900``) or, where values are ambiguous, a whole override (``"model=resnet": 900``)."""
         for o in overrides:
-            if o in self.upper_for:
-                return self.upper_for[o]
+            for key in (o, o.split("=", 1)[-1]):
+                if key in self.upper_for:
+                    return self.upper_for[key]
         return self.search_kw["upper"]
 
     def _grid(self, arguments: List[str]):

@@ -1,5 +1,5 @@
 """Config of the bisect sweeper, registered as ``hydra/sweeper=bisect``."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -19,7 +19,7 @@ class BisectSweeperConf:
     pack: bool = True  # one job per probe trains all its seeds (replicas=seeds)
     retries: int = 1  # relaunches of a failed trial
     params: Optional[Dict[str, str]] = None  # extra sweep arguments, as in the basic sweeper
-    upper_for: Optional[Dict[str, int]] = None  # per-combination bounds, e.g. {"model=resnet": 900}
+    upper_for: Optional[Dict[str, int]] = field(default_factory=dict)  # per-combination bounds by grid value, e.g. {resnet: 900}
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="bisect", node=BisectSweeperConf,
