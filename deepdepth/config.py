@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .models import INIT_RULES
+from .models import INIT_RULES, check_depth
 from .models.blocks import ACTIVATIONS
 from .module import PROTOCOLS
 from .verdict import CRITERIA
@@ -14,9 +14,10 @@ class ConfigError(ValueError):
 
 
 def validate(cfg: DictConfig) -> None:
-    k = cfg.k
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k % 3:
-        raise ConfigError(f"k must be a positive multiple of 3 (three stages of k/3 convolutions), got k={k!r}")
+    try:
+        check_depth(cfg.k)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     checks = [
         (cfg.model.activation in ACTIVATIONS, f"model.activation={cfg.model.activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}"),
         (cfg.model.init in INIT_RULES, f"model.init={cfg.model.init!r} is unknown; choose one of {sorted(INIT_RULES)}"),

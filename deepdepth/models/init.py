@@ -66,14 +66,20 @@ class _Rules(dict):
         return lambda weight, gen: dict.__getitem__(self, name)(weight, gen) * gain
 
 
+# Standard deviations of the normal rules, as functions of (c_in, c_out): the one definition,
+# shared by the init rules and the mean-field theory (conv_sigma).
+SIGMAS: dict[str, Callable[[int, int], float]] = {
+    "naive": lambda c_in, c_out: 0.05,
+    "fan_in": lambda c_in, c_out: math.sqrt(1.0 / (9 * c_in)),
+    "fan_out": lambda c_in, c_out: math.sqrt(1.0 / (9 * c_out)),
+}
+
 INIT_RULES: dict[str, InitRule] = _Rules({
-    "naive": _normal(lambda c_in, c_out: 0.05),
-    "fan_in": _normal(lambda c_in, c_out: math.sqrt(1.0 / (9 * c_in))),
-    "fan_out": _normal(lambda c_in, c_out: math.sqrt(1.0 / (9 * c_out))),
+    **{name: _normal(sigma) for name, sigma in SIGMAS.items()},
     "delta_orthogonal": delta_orthogonal,
     # Fixup (Zhang et al. 2019) adapted to one-layer branches: fan-in, then residual-branch convs
     # scaled by L^(-1/2) and the classifier zeroed inside ``initialise`` (see BRANCH_SCALE).
-    "fixup": _normal(lambda c_in, c_out: math.sqrt(1.0 / (9 * c_in))),
+    "fixup": _normal(SIGMAS["fan_in"]),
 })
 
 # Rules that rescale residual-branch convs, as a function of the number L of residual blocks.
@@ -87,10 +93,9 @@ def conv_sigma(rule: str, c_in: int, c_out: int) -> float:
     """The weight standard deviation of a rule (delta-orthogonal: the normal std with the same
     mean squared row norm), used by the mean-field theory. Not defined for branch-scaled rules."""
     name, gain = parse_init(rule)
-    sigma = {"naive": lambda: 0.05, "fan_in": lambda: math.sqrt(1.0 / (9 * c_in)),
-             "fan_out": lambda: math.sqrt(1.0 / (9 * c_out)),
-             "delta_orthogonal": lambda: math.sqrt(min(c_in, c_out) / c_out / (9 * c_in))}[name]()
-    return sigma * gain
+    if name == "delta_orthogonal":
+        return gain * math.sqrt(min(c_in, c_out) / c_out / (9 * c_in))
+    return gain * SIGMAS[name](c_in, c_out)
 
 
 @torch.no_grad()
