@@ -60,3 +60,23 @@ def test_notebook_executes(smoke_study, data_overrides, tmp_path):
     errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
     assert not errors
     assert (tmp_path / "deepdepth-notebook-report" / "report.md").exists()
+
+
+def test_modern_study_ranks_all_ten_variants(data_overrides, tmp_path):
+    """`+experiment=depth_study_modern` searches the modern variants beside the study's seven and
+    the report ranks every one of them (tiny data, depths 3 and 6, one seed)."""
+    sweep = tmp_path / "modern"
+    run_train("+experiment=depth_study_modern", *data_overrides, f"hydra.sweep.dir={sweep}",
+              "data.train_samples=512", "data.test_samples=256", "data.batch_size=32", "trainer.max_epochs=1",
+              "optim.lr=0.05", "hydra.sweeper.upper=6", "hydra.sweeper.upper_for=null", "hydra.sweeper.seeds=1",
+              "hydra.sweeper.parallel=2", "hydra.sweeper.confirm=false", cwd=tmp_path, multirun=True)
+    doc = json.loads((sweep / "frontier.json").read_text())
+    variants = {"cnn_tanh", "cnn_tanh_newinit", "cnn_elu", "cnn_elu_bn", "resnet", "cnn_tanh_bn_oldinit",
+                "resnet_nobn", "cnn_tanh_deltaorth", "resnet_nobn_skipinit", "resnet_nobn_fixup"}
+    assert {(row["params"]["model"], row["params"]["protocol"]) for row in doc["frontier"]} == \
+        {(v, "correct") for v in variants}
+    proc = subprocess.run([sys.executable, "-m", "deepdepth.report", str(sweep), "--out", str(tmp_path / "report")],
+                          capture_output=True, text=True, check=True)
+    ranking = proc.stdout.split("## Ranking by measured depth limit", 1)[1].split("\n## ", 1)[0]
+    ranked = {line.split(" | ")[3] for line in ranking.splitlines() if line.startswith("| correct |")}
+    assert ranked == variants

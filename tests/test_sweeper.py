@@ -107,22 +107,36 @@ def test_submitit_local(tmp_path, mnist_root):
 
 
 def test_failing_job_is_retried_and_the_sweep_goes_on(tmp_path, mnist_root):
-    d, proc, _ = sweep(tmp_path, "model=resnet_nobn,no_such_variant", "optim.lr=0.05,-1", "hydra.sweeper.upper=6",
-                       "hydra.sweeper.retries=1", *tiny(mnist_root))
-    good, bad, *broken = frontier(d)["frontier"]
+    """A trial that fails at run time (here: no data in one combination's root) is retried, recorded
+    as failed, and the other combinations' searches finish."""
+    nodata = tmp_path / "nodata"
+    d, proc, _ = sweep(tmp_path, "model=resnet_nobn", f"data.root={mnist_root},{nodata}", "hydra.sweeper.upper=6",
+                       "hydra.sweeper.retries=1", *tiny(mnist_root)[1:])
+    good, bad = frontier(d)["frontier"]
     assert good["trials"] >= 1 and good["failed_trials"] == 0 and good["done"]
     assert bad["trials"] == 0 and bad["failed_trials"] == 2  # the job raised: first try + one retry
     assert bad["k_star"] is None and bad["confirmed"] is None and bad["crashed"] == [3]
     failed = [r for r in csv_rows(d / "history.csv") if r["status"] == "failed" and r["combo"] == "1"]
     assert [r["attempt"] for r in failed] == ["0", "1"]
-    assert all("optim.lr must be positive" in r["error"] for r in failed)
-    # a config that does not compose never reaches the launcher and is not retried
-    assert [r["failed_trials"] for r in broken] == [1, 1] and all(r["done"] for r in broken)
-    errors = [r["error"] for r in frontier(d)["history"] if r["combo"] >= 2]
-    assert all("does not compose" in e and "no_such_variant" in e for e in errors)
-    assert len(job_dirs(d)) == 3  # good k=3, bad k=3 twice
+    assert all("DataError" in r["error"] and str(nodata) in r["error"] for r in failed)
     report_out = run_report(d)
-    assert "no_such_variant" in report_out and "failed trials" in report_out
+    assert str(nodata) in report_out and "failed trials" in report_out
+
+
+@pytest.mark.parametrize("args,messages", [
+    (["model=resnet_nobn,no_such_variant", "optim.lr=0.05,-1"],
+     ["model=no_such_variant optim.lr=0.05", "does not compose", "Could not find 'model/no_such_variant'",
+      "model=resnet_nobn optim.lr=-1", "optim.lr must be positive"]),
+    (["model=resnet_nobn", "hydra.sweeper.step=4"], ["k must be a positive multiple of 3", "k=7"]),
+    (["model=resnet_nobn", "hydra.sweeper.lower=2"], ["k must be a positive multiple of 3", "k=2"]),
+])
+def test_bad_combinations_stop_the_sweep_before_any_training(tmp_path, mnist_root, args, messages):
+    d, proc, out = sweep(tmp_path, *args, "hydra.sweeper.upper=12", *tiny(mnist_root), check=False)
+    assert proc.returncode != 0 and "no trial started" in out and "Traceback" not in out
+    assert all(m in out for m in messages), out[-2000:]
+    assert not job_dirs(d)
+    if "no_such_variant" in args[0]:  # the good combination is not reported as bad
+        assert "model=resnet_nobn optim.lr=0.05:" not in out
 
 
 def run_report(d):
@@ -147,9 +161,9 @@ def test_launcher_that_raises(tmp_path, mnist_root):
 
 
 def test_every_job_failing_is_an_error(tmp_path, mnist_root):
-    d, proc, out = sweep(tmp_path, "optim.lr=-1", "hydra.sweeper.upper=6", "hydra.sweeper.retries=0",
-                         *tiny(mnist_root), check=False)
-    assert proc.returncode != 0 and "all 1 trials failed" in out and "optim.lr must be positive" in out
+    d, proc, out = sweep(tmp_path, f"data.root={tmp_path / 'nodata'}", "hydra.sweeper.upper=6",
+                         "hydra.sweeper.retries=0", *tiny(mnist_root)[1:], check=False)
+    assert proc.returncode != 0 and "all 1 trials failed" in out and "DataError" in out
     assert frontier(d)["history"][0]["status"] == "failed"
 
 

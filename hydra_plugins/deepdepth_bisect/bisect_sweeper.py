@@ -115,6 +115,7 @@ class BisectSweeper(Sweeper):
                            for c in grid]
         except ValueError as e:
             raise BisectError(f"bisect sweeper: {e}") from None
+        self._check_combos()
         self._scan()
         if self.cache:
             log.info("bisect: resuming, %d finished trials found in %s", len(self.cache), self.sweep_dir)
@@ -138,6 +139,32 @@ class BisectSweeper(Sweeper):
             raise BisectError(f"bisect sweeper: all {len(self.history)} trials failed; first error: "
                              f"{first} (see {self.sweep_dir / 'history.csv'})")
         return self._frontier()
+
+    def _check_combos(self) -> None:
+        """Compose and validate every combination before any training, so a typo in the grid or a
+        non-positive lr is one clear error now, not a column of 'untrainable' after hours."""
+        from deepdepth.config import validate
+        from deepdepth.models import check_depth
+
+        bad = []
+        for c in self.combos:
+            s = c.search
+            try:
+                for k in dict.fromkeys([s.grid[0], s.grid[min(1, len(s.grid) - 1)]]):
+                    check_depth(k)  # lower and lower+step: every grid depth is then a multiple of 3
+                cfg = self._compose(c.overrides + [f"k={s.lower}", f"seed={s.seeds[0]}", f"replicas={len(s.seeds)}"])
+                validate(cfg)
+            except Exception as e:
+                bad.append(f"{' '.join(c.overrides) or '(defaults)'}: {e}")
+        if bad:
+            raise BisectError("bisect sweeper: no trial started; fix these combinations first:\n  " + "\n  ".join(bad))
+
+    def _compose(self, overrides: List[str]) -> DictConfig:
+        try:
+            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ValueError(f"does not compose: {type(e).__name__}: {first}") from None
 
     def _upper(self, overrides: List[str]) -> int:
         """A combination's bound: the first ``upper_for`` entry it matches, keyed by a grid value
@@ -170,7 +197,6 @@ class BisectSweeper(Sweeper):
 
     def _round(self, wanted: List[tuple]) -> None:
         got: Dict[tuple, dict] = {}  # (combo, k, seed) -> successful trial row
-        hopeless: set = set()  # trials whose config does not compose: retrying cannot help
         missing = []
         for ci, k in wanted:
             c = self.combos[ci]
@@ -187,8 +213,8 @@ class BisectSweeper(Sweeper):
             for ci, k, s in missing:
                 by_probe.setdefault((ci, k), []).append(s)
             jobs = [Job(ci, k, run) for (ci, k), seeds in by_probe.items() for run in _runs(seeds, self.pack)]
-            self._run_jobs(jobs, attempt, got, hopeless)
-            missing = [m for m in missing if m not in got and m not in hopeless]
+            self._run_jobs(jobs, attempt, got)
+            missing = [m for m in missing if m not in got]
         for ci, k in wanted:
             c = self.combos[ci]
             rows = [got.get((ci, k, s)) for s in c.search.seeds]
@@ -200,20 +226,20 @@ class BisectSweeper(Sweeper):
                 if r["combo"] == ci and r["k"] == k:
                     r["verdict"] = verdict
 
-    def _run_jobs(self, jobs: List[Job], attempt: int, got: dict, hopeless: set) -> None:
+    def _run_jobs(self, jobs: List[Job], attempt: int, got: dict) -> None:
         runnable = []
         for job in jobs:
             c = self.combos[job.combo]
             job.overrides = c.overrides + [f"k={job.k}", f"seed={job.seeds[0]}", f"replicas={len(job.seeds)}"]
             try:  # compose here, as the basic sweeper does: a broken config never reaches a launcher
-                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job.overrides))
-                c.model = OmegaConf.select(cfg, "model.name", default=c.model)
-                c.lr = OmegaConf.select(cfg, "optim.lr", default=c.lr)
-                runnable.append(job)
-            except Exception as e:
-                log.error("bisect: %s does not compose: %s", " ".join(job.overrides), e)
-                self._fail(job, attempt, f"config does not compose: {type(e).__name__}: {e}", None)
-                hopeless.update((job.combo, job.k, s) for s in job.seeds)
+                cfg = self._compose(job.overrides)
+            except ValueError as e:  # it composed at the start: a config file changed under the sweep
+                raise BisectError(f"bisect sweeper: {' '.join(job.overrides)} {e}. It composed when the sweep "
+                                  f"started: was a config file edited since? Finished trials are kept in "
+                                  f"{self.sweep_dir}; rerun the same command to resume.") from None
+            c.model = OmegaConf.select(cfg, "model.name", default=c.model)
+            c.lr = OmegaConf.select(cfg, "optim.lr", default=c.lr)
+            runnable.append(job)
         if not runnable:
             return
         num, self.next_num = self.next_num, self.next_num + len(runnable)
