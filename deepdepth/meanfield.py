@@ -209,6 +209,10 @@ def mean_field_table(variants=None, measured: dict | None = None) -> list[dict]:
             phases = {s.phase for s in p.stages}
             row["note"] = ("critical: mean field predicts no depth limit" if phases == {"critical"}
                            else "/".join(sorted(phases)))
+            init = v.get("init", "") if isinstance(v, dict) else getattr(v, "init", "")
+            if str(init).startswith("delta_orthogonal"):  # same chi_1 as Gaussian, better spectrum
+                row["note"] += ("; orthogonal kernels add dynamical isometry (all Jacobian singular values"
+                                " near 1), which chi_1, a mean over them, does not see")
         else:
             row["note"] = "not applicable: " + p.reason
         rows.append(row)

@@ -88,5 +88,7 @@ def test_table_rows_and_markdown():
     by = {r["variant"]: r for r in rows}
     assert by["cnn_tanh"]["k_pred"] == 3 and by["cnn_tanh"]["k_measured"] == 3
     assert by["resnet"]["note"].startswith("not applicable")
+    assert "dynamical isometry" in by["cnn_tanh_deltaorth"]["note"]
+    assert "isometry" not in by["cnn_tanh_newinit"]["note"]  # same chi_1, Gaussian kernels
     md = mf.mean_field_markdown(rows)
     assert md.count("\n") == len(rows) + 2 and "| cnn_tanh | 0.09 / 0.18 / 0.36 |" in md
