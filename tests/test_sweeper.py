@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT, run_train, tiny
-from hydra_plugins.deepdepth_bisect.bisect_sweeper import BisectError, BisectSweeper, _runs
+from hydra_plugins.deepdepth_bisect.bisect_sweeper import BisectError, BisectSweeper, _canonical, _runs
 
 
 def sweep(tmp_path, *args, name="sweep", check=True, env=None):
@@ -73,6 +73,9 @@ def test_grid_parallel_seeds_and_resume(tmp_path, mnist_root):
     assert {r["status"] for r in again["history"]} == {"resumed"}
     assert [(r["k_star"], r["model"], r["lr"]) for r in again["frontier"]] == \
         [(r["k_star"], r["model"], r["lr"]) for r in rows]
+    # the same numbers spelt differently are the same trials
+    _, _, out = sweep(tmp_path, *[a.replace("optim.lr=0.05", "optim.lr=5e-2") for a in args])
+    assert "launching" not in out and job_dirs(d) == jobs
 
     # a job killed in flight (no result.json) is the only one trained again, under a new number
     (jobs[-1] / "result.json").unlink()
@@ -192,6 +195,12 @@ def test_grid_parsing_matches_the_basic_sweeper():
     assert base == 7 and len(grid) == 4
     assert grid[0] == ["model=a", "optim.lr=0.1", "data.root=/x"]
     assert s._grid([]) == ([[]], 0)
+
+
+def test_resume_keys_normalise_numbers_only():
+    assert _canonical("optim.lr=0.010") == _canonical("optim.lr=1e-2") == "optim.lr=0.01"
+    assert _canonical("model=resnet") == "model=resnet" and _canonical("+experiment=x") == "+experiment=x"
+    assert _canonical("data.root=/a=b") == "data.root=/a=b"
 
 
 def test_seed_runs():

@@ -37,6 +37,15 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def _canonical(override: str) -> str:
+    """An override with a numeric value normalised, so ``optim.lr=0.010`` resumes ``optim.lr=1e-2``."""
+    key, _, value = override.partition("=")
+    try:
+        return f"{key}={float(value)!r}"
+    except ValueError:
+        return override
+
+
 def _last(xs) -> Optional[float]:
     return xs[-1] if isinstance(xs, list) and xs else None
 
@@ -62,7 +71,7 @@ class Combo:
 
     @property
     def key(self) -> frozenset:
-        return frozenset(self.overrides)
+        return frozenset(map(_canonical, self.overrides))
 
     @property
     def params(self) -> Dict[str, str]:
@@ -319,7 +328,7 @@ class BisectSweeper(Sweeper):
             except Exception as e:  # a half-written folder of a killed job: ignore it
                 log.warning("bisect: cannot read %s: %s", job_dir, e)
                 continue
-            key = frozenset(o for o in overrides if _key(o) not in OWNED)
+            key = frozenset(_canonical(o) for o in overrides if _key(o) not in OWNED)
             for t in result.get("trials", []):
                 self.cache[key, result["k"], t["seed"]] = dict(trial=t, result=result, job_dir=job_dir,
                                                               job_num=num)
