@@ -169,7 +169,13 @@ def predict(activation: str, init: str, norm: bool = False, residual: bool = Fal
     """
     if norm:
         return Prediction(name, False, "BatchNorm renormalises every layer: no variance map to iterate")
-    if residual or branch_gain:
+    if branch_gain:
+        return Prediction(name, False, "SkipInit: every residual branch starts multiplied by 0, so the "
+                                       "net starts as the identity: no variance map, no depth scale")
+    if residual and str(init).startswith("fixup"):
+        return Prediction(name, False, "Fixup: branches scaled by L^-1/2 keep the variance's growth "
+                                       "bounded, but the skip still leaves no fixed point to iterate")
+    if residual:
         return Prediction(name, False, "residual: the skip adds its input, so the variance grows "
                                        "with depth and has no fixed point")
     if sigma is None:

@@ -546,8 +546,10 @@ def plot_limits(comparison: list[dict], out_dir, name: str = "depth_limits.png")
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlim(lo_all, hi_all)
-    from matplotlib.ticker import ScalarFormatter
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    from matplotlib.ticker import FuncFormatter
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(  # plain numbers at 2, 3 and 5 of each decade only
+        lambda x, _: f"{x:g}" if round(x / 10 ** math.floor(math.log10(x))) in (2, 3, 5) else ""))
     ax.set(xlabel="depth k (conv layers, log scale)", title="Depth where half the seeds train vs the reference")
     ax.grid(axis="x", which="both", alpha=0.3)
     from matplotlib.lines import Line2D

@@ -75,9 +75,11 @@ def test_variant_predictions():
     for name in ("cnn_tanh_newinit", "cnn_elu", "cnn_tanh_deltaorth"):
         p = mf.predict_variant(name, VARIANTS[name])
         assert p.applicable and p.k_pred == math.inf and {s.phase for s in p.stages} == {"critical"}
-    for name in ("cnn_elu_bn", "resnet", "resnet_nobn", "resnet_nobn_skipinit", "resnet_nobn_fixup"):
-        p = mf.predict_variant(name, VARIANTS[name])
-        assert not p.applicable and p.reason
+    reasons = {name: mf.predict_variant(name, VARIANTS[name]) for name in
+               ("cnn_elu_bn", "resnet", "resnet_nobn", "resnet_nobn_skipinit", "resnet_nobn_fixup")}
+    assert not any(p.applicable for p in reasons.values())
+    assert reasons["resnet"].reason.startswith("BatchNorm") and reasons["resnet_nobn"].reason.startswith("residual")
+    assert "identity" in reasons["resnet_nobn_skipinit"].reason and "L^-1/2" in reasons["resnet_nobn_fixup"].reason
     gained = mf.predict("tanh", "delta_orthogonal:0.9")
     assert [s.chi_1 for s in gained.stages] == pytest.approx([0.81] * 3)
 
