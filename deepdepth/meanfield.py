@@ -189,10 +189,14 @@ def predict(activation: str, init: str, norm: bool = False, residual: bool = Fal
     return Prediction(name, True, "", stages, xi, TRAINABLE_XI * xi)
 
 
+def _field(variant, key: str, default=None):
+    """A field of a ``Variant`` or of a dict with the same keys."""
+    return variant.get(key, default) if isinstance(variant, dict) else getattr(variant, key, default)
+
+
 def predict_variant(name: str, variant) -> Prediction:
     """``variant``: anything with activation/norm/residual/init (a ``Variant`` or a dict)."""
-    get = (lambda key, default=None: variant.get(key, default)) if isinstance(variant, dict) \
-        else (lambda key, default=None: getattr(variant, key, default))
+    get = lambda key, default=None: _field(variant, key, default)  # noqa: E731
     return predict(get("activation"), get("init"), bool(get("norm", False)), bool(get("residual", False)),
                    bool(get("branch_gain", False)), name=name)
 
@@ -215,8 +219,7 @@ def mean_field_table(variants=None, measured: dict | None = None) -> list[dict]:
             phases = {s.phase for s in p.stages}
             row["note"] = ("critical: mean field predicts no depth limit" if phases == {"critical"}
                            else "/".join(sorted(phases)))
-            init = v.get("init", "") if isinstance(v, dict) else getattr(v, "init", "")
-            if str(init).startswith("delta_orthogonal"):  # same chi_1 as Gaussian, better spectrum
+            if str(_field(v, "init", "")).startswith("delta_orthogonal"):  # same chi_1 as Gaussian, better spectrum
                 row["note"] += ("; orthogonal kernels add dynamical isometry (all Jacobian singular values"
                                 " near 1), which chi_1, a mean over them, does not see")
         else:

@@ -159,7 +159,7 @@ class BisectSweeper(Sweeper):
         for c in self.combos:
             s = c.search
             try:
-                for k in dict.fromkeys([s.grid[0], s.grid[min(1, len(s.grid) - 1)]]):
+                for k in s.grid[:2]:
                     check_depth(k)  # lower and lower+step: every grid depth is then a multiple of 3
                 cfg = self._compose(c.overrides + [f"k={s.lower}", f"seed={s.seeds[0]}", f"replicas={len(s.seeds)}"])
                 validate(cfg)
