@@ -71,11 +71,11 @@ def test_matches_original_for_every_limit(upper):
         assert s.k_star == (k or None)
 
 
-def test_confirm_trains_the_depth_above_upper():
+def test_no_probe_above_the_bound():
     s = DepthSearch(upper=24)
     probes = run(s, threshold(100))
-    assert probes == [12, 18, 21, 24, 27]  # 27 > upper: trained only to confirm
-    assert s.k_star == 24 and s.hit_upper and s.confirmed is False and s.rounds == 5
+    assert probes == [12, 18, 21, 24]  # 27 > upper is never trained: k* >= 24 is censored
+    assert s.k_star == 24 and s.censored and s.hit_upper and s.confirmed is None and s.rounds == 4
 
 
 def test_no_confirm_when_neighbours_known():
@@ -94,7 +94,7 @@ def test_upper_not_on_grid_and_upper_below_lower():
     s = DepthSearch(upper=25)
     assert s.grid[-1] == 24
     run(s, threshold(100))
-    assert s.k_star == 24 and s.history[-1]["k"] == 27
+    assert s.k_star == 24 and s.censored and max(h["k"] for h in s.history) == 24
     with pytest.raises(ValueError, match="upper"):
         DepthSearch(lower=3, upper=2)
     with pytest.raises(ValueError, match="rule"):
@@ -103,8 +103,11 @@ def test_upper_not_on_grid_and_upper_below_lower():
 
 def test_single_depth_grid():
     s = DepthSearch(upper=3)
+    assert run(s, threshold(3)) == [3]
+    assert s.k_star == 3 and s.censored and s.confirmed is None
+    s = DepthSearch(upper=6)
     assert run(s, threshold(3)) == [3, 6]
-    assert s.k_star == 3 and s.confirmed is True
+    assert s.k_star == 3 and s.confirmed is True and not s.censored
 
 
 def test_split_points():
@@ -193,7 +196,7 @@ def test_crashed_probe_counts_as_untrainable():
 def test_all_crashed():
     s = DepthSearch(upper=24)
     run(s, lambda k, seed: None)
-    assert s.k_star is None and s.confirmed is None and s.summary()["crashed"] == [3, 6, 12]
+    assert s.k_star is None and s.confirmed is None and sorted(s.crashed) == [3, 6, 12]
 
 
 def test_record_rejects_unknown_depth():
@@ -202,8 +205,10 @@ def test_record_rejects_unknown_depth():
         s.record(6, [True])
 
 
-def test_pure_module():
+def test_pure_package():
+    from pathlib import Path
     import deepdepth.search as mod
-    src = open(mod.__file__).read()
-    for name in ("torch", "hydra", "lightning", "omegaconf"):
-        assert f"import {name}" not in src
+    for path in Path(mod.__file__).parent.glob("*.py"):
+        src = path.read_text()
+        for name in ("torch", "hydra", "lightning", "omegaconf"):
+            assert f"import {name}" not in src, path

@@ -1,0 +1,140 @@
+"""What the sweeper asks of a depth search, and the bookkeeping every search shares.
+
+A search is one object per grid combination, driven by verdicts::
+
+    while not s.done:
+        for k in s.next_probes():
+            s.record(k, [run(k, seed) for seed in s.seeds_for(k)])   # True/False, None = crashed
+
+``Search`` is the written-down interface (a ``typing.Protocol``): the sweeper plugin only uses
+these members, so another order (``GallopSearch``) or a phase after the search (``Refine``)
+plugs in by config (``hydra.sweeper.search``) without touching the plugin. Pure Python on
+purpose (no torch, Hydra or Lightning).
+"""
+from __future__ import annotations
+
+from typing import Optional, Protocol, Sequence, runtime_checkable
+
+RULES = ("majority", "all", "any")
+
+
+def combine(verdicts: Sequence[Optional[bool]], rule: str = "majority") -> Optional[bool]:
+    """Combine per-seed verdicts; crashed trials (None) are not counted.
+
+    Returns None when no trial produced a verdict (the caller treats that as untrainable).
+    """
+    counted = [bool(v) for v in verdicts if v is not None]
+    if not counted:
+        return None
+    passes = sum(counted)
+    if rule == "majority":
+        return 2 * passes > len(counted)
+    if rule == "all":
+        return passes == len(counted)
+    if rule == "any":
+        return passes > 0
+    raise ValueError(f"unknown rule {rule!r}; expected one of {RULES}")
+
+
+@runtime_checkable
+class Search(Protocol):
+    """One depth search: probes to train, verdicts back, a limit out."""
+
+    lower: int
+    upper: int
+    step: int
+    rule: str
+    seeds: list[int]      # the seeds a probe trains (``seeds_for`` may ask for others)
+    grid: list[int]       # the depths it may probe: lower, lower+step, ... <= upper
+    history: list[dict]   # one entry per recorded probe, in order
+    rounds: int
+    done: bool
+
+    def next_probes(self) -> list[int]: ...
+    def seeds_for(self, k: int) -> list[int]: ...
+    def record(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool: ...
+    @property
+    def k_star(self) -> Optional[int]: ...
+    @property
+    def censored(self) -> bool: ...
+    @property
+    def confirmed(self) -> Optional[bool]: ...
+    @property
+    def nonmonotone(self) -> list[int]: ...
+
+
+class Bookkeeping:
+    """Grid, seeds, verdicts, history and rounds: what every search records the same way."""
+
+    def __init__(self, lower: int, upper: int, step: int, seeds: int, rule: str, seed: int):
+        if step < 1 or seeds < 1 or lower < 1:
+            raise ValueError("lower, step, parallel and seeds must be >= 1")
+        if upper < lower:
+            raise ValueError(f"upper ({upper}) < lower ({lower}): no depth to search")
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; expected one of {RULES}")
+        self.lower, self.upper, self.step, self.rule = lower, upper, step, rule
+        self.seeds = [seed + i for i in range(seeds)]
+        self.grid = list(range(lower, upper + 1, step))
+        self.verdicts: dict[int, bool] = {}  # k -> combined verdict
+        self.crashed: set[int] = set()  # depths where no trial produced a verdict
+        self.history: list[dict] = []
+        self.rounds = 0
+        self.done = False
+        self._pending: list[int] = []  # depths of the current round not yet recorded
+
+    def k(self, i: int) -> int:
+        return self.lower + self.step * i
+
+    def index(self, k: int) -> int:
+        return (k - self.lower) // self.step
+
+    def seeds_for(self, k: int) -> list[int]:
+        return list(self.seeds)
+
+    def _open(self, ks: list[int], **extra) -> bool:
+        """Start a round with the depths not yet known; False when there is none to run."""
+        ks = sorted(k for k in dict.fromkeys(ks) if k not in self.verdicts)
+        if ks:
+            self.rounds += 1
+            self._pending = ks
+            self._round_extra = extra
+        return bool(ks)
+
+    def _note(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool:
+        if k not in self._pending:
+            raise ValueError(f"depth {k} is not an open probe (open: {self._pending})")
+        v = combine(verdicts, self.rule)
+        self.verdicts[k] = bool(v)
+        if v is None:
+            self.crashed.add(k)
+        counted = [x for x in verdicts if x is not None]
+        self.history.append({"round": self.rounds, "k": k, "verdicts": list(verdicts),
+                             "passes": sum(map(bool, counted)), "counted": len(counted),
+                             "trainable": bool(v), "failed": v is None, **self._round_extra})
+        self._pending.remove(k)
+        return bool(v)
+
+    @property
+    def trials(self) -> int:
+        return sum(len(h["verdicts"]) for h in self.history)
+
+    @property
+    def nonmonotone(self) -> list[int]:
+        """Depths that passed above a failing one: evidence the verdict is noisy near the limit."""
+        failed = [k for k, v in self.verdicts.items() if not v]
+        return sorted(k for k, v in self.verdicts.items() if v and failed and k > min(failed))
+
+    @property
+    def confirmed(self) -> Optional[bool]:
+        """True when k*+step was trained and found untrainable; None if it has no real verdict
+        (never trained: k* is the bound, or the depth above crashed)."""
+        above = (self.k_star or self.lower - self.step) + self.step
+        if above not in self.verdicts or above in self.crashed:
+            return None
+        return not self.verdicts[above]
+
+    @property
+    def hit_upper(self) -> bool:
+        """Alias of ``censored`` (the frontier's older name)."""
+        return self.censored

@@ -1,0 +1,120 @@
+"""GallopSearch: the same limit as bisection for a fraction of the compute.
+
+A probe at depth k costs about k (every layer is a kernel per step, and on a GPU the step is
+bound by kernel launches), so what a search costs is the sum of its probes' depths, and
+bisection on [3, 900] pays for 450, 675, 787, ... before it gets near a limit of 447. This
+order spends depth only where the limit can be:
+
+1. **Start where the limit is expected.** With a ``hint`` (e.g. the original study's k*), the
+   first round probes the hint and the depth above it: if the hint holds, the search ends in
+   one round, both neighbours of the limit trained.
+2. **Gallop to a bracket.** With no failure seen yet, each round reaches one doubling above
+   the deepest pass, its ``parallel`` probes spread evenly up to it (packed, they cost about
+   as much as the deepest alone), so reaching a limit L costs about 2L, not L log L, and the
+   bracket it finds is already split. Without a hint the first round is lower, 2 lower, ...
+   A doubling past two thirds of ``upper`` probes ``upper`` itself: it costs little more and,
+   if it trains, ends the search (censored: k* >= upper). With no pass yet, each round
+   reaches one halving below the shallowest failure the same way.
+3. **Bisect the bracket** [deepest pass, shallowest failure] in k-ary rounds, as DepthSearch
+   does, until the two are neighbours on the grid (``resolution=0``, the default) or closer than
+   ``resolution * k`` (a relative resolution for deep limits, where one grid step is < 1%).
+
+Measured against 3-ary bisection on [3, 900] (sum over rounds of the deepest probe,
+tests/test_gallop.py): a hint that holds costs 1/5 or less, a hint 40% too deep 0.4, a limit
+of 12 with no hint under 1/10, a
+limit of 156 two thirds; a limit of 447 with no hint about 1.3x (its doublings buy back only
+about one bisection round), so studies pass the reference k* as the hint.
+
+Under any monotone verdict oracle this returns bisection's k* (exactly with resolution 0); a
+failure is never probed past, and no depth above ``upper`` is ever trained.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from .base import Bookkeeping
+from .bisect import narrow, split_points
+
+BOUND_JUMP = 2 / 3  # a doubling past this fraction of upper probes upper instead
+
+
+class GallopSearch(Bookkeeping):
+    def __init__(self, lower: int = 3, upper: int = 24, step: int = 3, parallel: int = 1,
+                 seeds: int = 1, rule: str = "majority", confirm: bool = True, seed: int = 0,
+                 hint: Optional[int] = None, resolution: float = 0.0):
+        if parallel < 1:
+            raise ValueError("lower, step, parallel and seeds must be >= 1")
+        if resolution < 0:
+            raise ValueError(f"resolution must be >= 0, got {resolution!r}")
+        super().__init__(lower, upper, step, seeds, rule, seed)
+        self.parallel, self.hint, self.resolution = parallel, hint, resolution
+        self.confirm = confirm  # kept for the interface: neighbours of the limit are always trained
+        self.lo, self.hi = -1, len(self.grid)  # deepest pass, shallowest failure (grid indices)
+
+    # ---- rounds ------------------------------------------------------------------------------
+    def next_probes(self) -> list[int]:
+        while not self._pending and not self.done:
+            ks = self._plan()
+            if not ks or not self._open([self.k(i) for i in ks], phase=self.phase):
+                self.done = True
+        return list(self._pending)
+
+    @property
+    def phase(self) -> str:
+        if self.rounds == 0 and self.hint is not None:
+            return "hint"
+        if self.hi == len(self.grid):
+            return "up"
+        return "down" if self.lo < 0 else "bisect"
+
+    def _plan(self) -> list[int]:
+        n, last = len(self.grid), len(self.grid) - 1
+        if self.hi - self.lo <= 1 or self._resolved():
+            return []
+        phase = self.phase
+        if phase == "hint":
+            c = min(max(self.index(self.hint), 0), last)
+            return [c] + ([c + 1] if self.parallel > 1 and c + 1 < n else [])
+        if phase == "up" and self.lo < 0:  # nothing known: the first doublings from lower
+            return sorted({self.upper_index(self.lower * 2 ** j) for j in range(self.parallel)})
+        if phase == "up":  # one doubling above the deepest pass, split into `parallel` probes
+            top = self.upper_index(2 * self.k(self.lo))
+            return self._spread(self.lo, top)
+        if phase == "down":  # one halving below the shallowest failure, likewise
+            bottom = max(0, self.index(self.k(self.hi) // 2))
+            return self._spread(bottom - 1, self.hi - 1)
+        return split_points(self.lo + 1, self.hi - 1, self.parallel)
+
+    def _spread(self, after: int, top: int) -> list[int]:
+        """``parallel`` grid indices evenly spaced in (after, top], top included."""
+        span = top - after
+        return sorted({after + max(1, round(span * (j + 1) / self.parallel)) for j in range(self.parallel)
+                       if after + max(1, round(span * (j + 1) / self.parallel)) <= top})
+
+    def upper_index(self, depth: int) -> int:
+        """Grid index of a gallop depth: snapped down to the grid, or upper past BOUND_JUMP."""
+        last = len(self.grid) - 1
+        if depth > BOUND_JUMP * self.upper:
+            return last
+        return min(max(self.index(depth), 0), last)
+
+    def _resolved(self) -> bool:
+        if self.resolution <= 0 or self.lo < 0 or self.hi >= len(self.grid):
+            return False
+        return self.k(self.hi) - self.k(self.lo) <= max(self.step, self.resolution * self.k(self.lo))
+
+    def record(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool:
+        trainable = self._note(k, verdicts)
+        if not self._pending:
+            self.lo, r = narrow(self.verdicts, self.k, self.lo + 1, self.hi - 1)
+            self.lo, self.hi = self.lo - 1, r + 1
+        return trainable
+
+    # ---- result ------------------------------------------------------------------------------
+    @property
+    def k_star(self) -> Optional[int]:
+        return self.k(self.lo) if self.lo >= 0 else None
+
+    @property
+    def censored(self) -> bool:
+        return self.lo == len(self.grid) - 1
