@@ -1,0 +1,20 @@
+"""Study tables, confidence, reference comparison and figures from a sweep directory:
+``python -m deepdepth.report <sweep_dir> [--out DIR]``.
+
+Works on a bisect sweep (frontier.json) and on any plain multirun of deepdepth.train (the job
+folders' result.json files). Pipeline: ``load`` (Trial and Combination records) -> ``stats``
+(seeds per depth with Wilson intervals, the measured limit: k50 or an honest bound, ranking) ->
+``compare`` (the original study's k*, only under its settings) -> ``theory`` (mean field per
+combination) -> ``render`` (markdown, every table through ``markdown.table``) and ``figures``
+(one registry of Figures); ``cli`` writes them. Only ``figures`` imports matplotlib.
+"""
+from .cli import main, write_figures
+from .compare import Comparison, compare_reference, reference_verdict, verdict_lines
+from .load import Combination, Trial, load_frontier, load_sweep
+from .markdown import table
+from .render import render_report
+from .stats import Confidence, DepthPoint, Limit, confidence_table, depth_points, rank_variants
+
+__all__ = ["Combination", "Comparison", "Confidence", "DepthPoint", "Limit", "Trial", "compare_reference",
+           "confidence_table", "depth_points", "load_frontier", "load_sweep", "main", "rank_variants",
+           "reference_verdict", "render_report", "table", "verdict_lines", "write_figures"]

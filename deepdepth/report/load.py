@@ -1,0 +1,162 @@
+"""Reading a sweep directory: a bisect sweep's frontier.json (the committed format and the
+sweeper's newer one), or any plain multirun of deepdepth.train (its job folders' result.json).
+json only: no matplotlib, Hydra or Lightning."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .settings import RECORDED, label, settings_of, show, value, varying
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One seed trained at one depth; ``trainable`` None (or status 'failed'): no verdict."""
+    combo: int
+    k: int
+    seed: Optional[int] = None
+    trainable: Optional[bool] = None
+    status: str = "ok"
+    test_err: Optional[float] = None
+    train_err: Optional[float] = None  # running mean over the last epoch (SPEC section 4)
+    diverged: bool = False
+    shared_from: Optional[int] = None  # the combination whose identical trial this reuses
+    error: Optional[str] = None
+
+    @property
+    def counted(self) -> bool:
+        return self.status != "failed" and self.trainable is not None
+
+
+@dataclass
+class Combination:
+    """One grid point of a sweep (variant x settings) and what its depth search concluded."""
+    combo: int
+    model: str
+    settings: dict[str, Any]
+    assumed: frozenset = frozenset()  # settings not recorded anywhere: the package's defaults
+    k_star: Optional[int] = None
+    upper: Optional[int] = None
+    step: int = 3
+    seeds: int = 0
+    rule: str = "majority"
+    confirmed: Optional[bool] = None
+    censored: bool = False  # every probe up to the bound trained: k* >= upper is a lower bound
+    done: bool = True       # False: a time budget stopped the sweep before this search finished
+    trials: int = 0
+    failed_trials: int = 0
+    nonmonotone: tuple = ()
+    label: str = ""         # the variant and the settings that vary between combinations
+    file_label: str = ""    # stable file-name stem: 'model lr=... <varying>'
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def protocol(self) -> str:
+        return str(self.settings.get("protocol", "correct"))
+
+    @property
+    def lr(self):
+        return self.settings.get("lr")
+
+
+def load_sweep(sweep_dir) -> list[Trial]:
+    """Every trial of the sweep (one per seed), repeated records of a seed kept once (the last
+    one with a verdict, e.g. a retry)."""
+    sweep_dir = Path(sweep_dir)
+    doc = _frontier_doc(sweep_dir)
+    rows = doc["history"] if doc is not None else _job_trials(sweep_dir)[0]
+    latest: dict[tuple, Trial] = {}
+    for i, r in enumerate(rows):
+        t = _trial(r)
+        key = (t.combo, t.k, t.seed) if t.seed is not None else (t.combo, t.k, "row", i)
+        if key not in latest or t.counted or not latest[key].counted:
+            latest[key] = t
+    return list(latest.values())
+
+
+def load_frontier(sweep_dir, trials: Optional[list[Trial]] = None) -> list[Combination]:
+    """One Combination per grid point, with its labels set from the settings that vary."""
+    sweep_dir = Path(sweep_dir)
+    doc = _frontier_doc(sweep_dir)
+    if doc is not None:
+        combos = [_combination(sweep_dir, f, doc["history"]) for f in doc["frontier"]]
+    else:
+        from .stats import majority_search
+        trials = load_sweep(sweep_dir) if trials is None else trials
+        combos = [majority_search(c, trials) for c in _job_trials(sweep_dir)[1]]
+    keys = varying([c.settings for c in combos])
+    for c in combos:
+        c.label = label(c.model, c.settings, keys)
+        c.file_label = label(c.model, c.settings, ["lr"] + [k for k in keys if k != "lr"])
+    return combos
+
+
+def sweeper_settings(sweep_dir) -> dict:
+    """The sweeper's own settings (frontier.json), {} for a plain multirun."""
+    return (_frontier_doc(Path(sweep_dir)) or {}).get("sweeper") or {}
+
+
+def _trial(r: dict) -> Trial:
+    return Trial(combo=int(r["combo"]), k=int(r["k"]), seed=r.get("seed"), trainable=r.get("trainable"),
+                 status=r.get("status") or "ok", test_err=_last(r.get("test_err")),
+                 train_err=_last(r.get("train_err")), diverged=bool(r.get("diverged")),
+                 shared_from=r.get("shared_from"), error=r.get("error"))
+
+
+def _combination(sweep_dir: Path, f: dict, history: list[dict]) -> Combination:
+    ci = f.get("combo")
+    records = [h for h in history if h.get("combo") == ci]
+    params = {"optim.lr": f.get("lr"), **(f.get("params") or {})}
+    if f.get("search"):
+        params["search"] = f["search"]
+    settings, assumed = settings_of(params, records + _job_results(sweep_dir, records))
+    return Combination(
+        combo=ci, model=f.get("model") or params.get("model"), settings=settings, assumed=assumed,
+        k_star=f.get("k_star"), upper=f.get("upper"), step=f.get("step") or 3, seeds=f.get("seeds") or 0,
+        rule=f.get("rule") or "majority", confirmed=f.get("confirmed"),
+        censored=bool(f.get("censored", f.get("hit_upper"))), done=f.get("done", True) is not False,
+        trials=f.get("trials") or 0, failed_trials=f.get("failed_trials") or 0,
+        nonmonotone=tuple(f.get("nonmonotone") or ()))
+
+
+def _job_results(sweep_dir: Path, records: list[dict]) -> list[dict]:
+    """The result.json of the combination's first job folder that still exists (it records the
+    settings that older history rows leave out)."""
+    for h in records:
+        if h.get("job_dir"):
+            for d in (sweep_dir / Path(h["job_dir"]).name, Path(h["job_dir"])):
+                try:
+                    return [json.loads((d / "result.json").read_text())]
+                except (OSError, ValueError):
+                    continue
+    return []
+
+
+def _job_trials(sweep_dir: Path) -> tuple[list[dict], list[Combination]]:
+    """History-like rows and bare combinations from the job folders of a plain multirun."""
+    results = [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("result.json"))]
+    keyed = []
+    for r in results:
+        settings, assumed = settings_of({}, [r])
+        keyed.append((r.get("model"), tuple((k, show(settings[k])) for k in RECORDED), settings, assumed))
+    order = sorted({key[:2] for key in keyed}, key=str)
+    rows, combos = [], {}
+    for r, (model, key, settings, assumed) in zip(results, keyed):
+        ci = order.index((model, key))
+        combos.setdefault(ci, Combination(ci, model, settings, assumed))
+        rows += [{**t, "combo": ci, "k": r["k"], "status": "ok"} for t in r.get("trials", [])]
+    return rows, [combos[i] for i in sorted(combos)]
+
+
+def _frontier_doc(sweep_dir: Path) -> Optional[dict]:
+    path = sweep_dir / "frontier.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _last(xs):
+    """The final epoch's value of a per-epoch list (or the value itself)."""
+    if isinstance(xs, list):
+        return xs[-1] if xs else None
+    return value(xs) if isinstance(xs, str) else xs

@@ -1,0 +1,160 @@
+"""The report as markdown: the study table, the confidence per combination, the comparison with
+the original study, the ranking with mean-field theory beside it. Every table through
+``markdown.table``; every setting that varies between combinations is a column."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from .. import reference as ref
+from .compare import Comparison, compare_reference, like_for_like_lines, verdict_lines
+from .load import Combination, Trial
+from .markdown import table
+from .settings import show, varying
+from .stats import Confidence, DepthPoint, Ranked, confidence_table, rank_variants
+from .theory import mean_field_rows, prediction_cells
+
+
+def columns(conf: list[Confidence]) -> list[str]:
+    """The settings that differ between combinations: a column in every table."""
+    return varying([r.combination.settings for r in conf])
+
+
+def setting_cells(c: Combination, keys: list[str]) -> list[str]:
+    return [show(c.settings.get(k)) for k in keys]
+
+
+def shared_settings(conf: list[Confidence]) -> str:
+    """'Every combination: lr=0.01, ...' with the keys no record states named as assumed."""
+    keys = [k for k in dict.fromkeys(k for r in conf for k in r.combination.settings) if k not in columns(conf)]
+    if not conf or not keys:
+        return ""
+    first = conf[0].combination
+    assumed = sorted(set().union(*(r.combination.assumed for r in conf)))
+    text = "Settings of every combination: " + ", ".join(f"{k}={show(first.settings[k])}" for k in keys) + "."
+    if assumed:
+        text += (f" Not recorded in this sweep's files, so the package's defaults are assumed: "
+                 f"{', '.join(assumed)}.")
+    return text
+
+
+def depth_cell(d: DepthPoint) -> str:
+    """'9: 1/2 = 50% [9–91%]': passes / seeds, fraction, Wilson 95% interval."""
+    low, high = d.interval
+    return f"{d.k}: {d.passes}/{d.n} = {100 * d.fraction:.0f}% [{100 * low:.0f}–{100 * high:.0f}%]"
+
+
+def error_cell(d: Optional[DepthPoint]) -> str:
+    if d is None:
+        return "—"
+    seeds = f" ({d.passes}/{d.n} trainable)" if d.n > 1 else ""
+    return f"{d.k}: n/a" if d.test_err is None else f"{d.k}: {100 * d.test_err:.2f}%{seeds}"
+
+
+def study_notes(c: Combination, trials: list[Trial]) -> str:
+    notes = []
+    if not c.done:
+        notes.append("unfinished: a time budget stopped this search; the data so far")
+    if c.censored:
+        notes.append(f"censored: every probe up to the search's bound {c.upper} trained, the limit lies deeper")
+    if c.nonmonotone:
+        notes.append("passed above a failure: " + ", ".join(map(str, c.nonmonotone)))
+    if c.failed_trials:
+        notes.append(f"{c.failed_trials} failed trials")
+    shared = {t.shared_from for t in trials if t.combo == c.combo and t.shared_from is not None}
+    if shared:
+        notes.append("trials reused from combination " + ", ".join(map(str, sorted(shared))))
+    return "; ".join(notes)
+
+
+def study_markdown(conf: list[Confidence], trials: list[Trial]) -> str:
+    keys = columns(conf)
+    rows = []
+    for r in conf:
+        c, at = r.combination, {d.k: d for d in r.depths}
+        above = c.k_star + c.step if c.k_star is not None else min(at, default=None)
+        rows.append([c.model, *setting_cells(c, keys), r.k_star_str, error_cell(at.get(c.k_star)),
+                     error_cell(at.get(above)), r.trials, study_notes(c, trials)])
+    head = ["variant", *keys, "k*", "at k*: test err", "next depth: test err", "trials", "notes"]
+    return table(head, rows) + ("\n\nFinal-epoch test errors; with several seeds, the median and how many seeds "
+                                "were trainable.")
+
+
+def confidence_markdown(conf: list[Confidence]) -> str:
+    keys = columns(conf)
+    rows = [[r.variant, *setting_cells(r.combination, keys), "; ".join(map(depth_cell, r.depths)) or "—",
+             str(r.limit), r.k_star_str + ("" if r.combination.rule == "majority" else f" (rule: {r.combination.rule})")
+             + ("" if r.combination.done else " (unfinished)")] for r in conf]
+    return table(["variant", *keys, "per depth: trained/seeds = fraction [Wilson 95%]", "measured limit",
+                  "k* (search)"], rows)
+
+
+def comparison_markdown(comparison: list[Comparison]) -> str:
+    keys = columns([c.row for c in comparison])
+    rows = []
+    for x in comparison:
+        r, known = x.row, x.reference
+        shown = "—" if known is None else f"{known.k_star} ({known.failed} failed)" if not known.censored \
+            else f"{known.k_star} (censored)"
+        rows.append([r.variant, *setting_cells(r.combination, keys), r.combination.seeds or max(
+            (d.n for d in r.depths), default=0), shown, r.k_star_str, str(r.limit), x.cell])
+    return table(["variant", *keys, "seeds/probe", "reference k*", "this run's k*", "measured limit",
+                  "reference inside?"], rows)
+
+
+def ranking_markdown(ranking: list[Ranked], mean_field: Optional[dict] = None) -> str:
+    """The ranking with the mean-field prediction (6 xi) of each combination's own network."""
+    keys = [k for k in columns([x.row for x in ranking]) if k not in ("protocol", "lr")]
+    rows = []
+    for x in ranking:
+        c = x.row.combination
+        pred, note = prediction_cells((mean_field or {}).get(c.combo)) if mean_field is not None else ("—", "")
+        rows.append([c.protocol, show(c.lr), x.rank, c.model, *setting_cells(c, keys), x.shown, x.row.k_star_str,
+                     pred, note])
+    return table(["protocol", "lr", "rank", "variant", *keys, "measured limit", "k* (search)",
+                  "mean-field k* (6 xi)", "theory"], rows)
+
+
+def render_report(frontier: list[Combination], trials: list[Trial], title: str = "Depth study",
+                  sweeper: Optional[dict] = None, figures: Optional[list] = None,
+                  mean_field: bool = True, variants: Optional[dict] = None) -> str:
+    """The whole report as markdown: what ``main`` prints and writes to report.md."""
+    conf = confidence_table(frontier, trials)
+    comparison = compare_reference(conf)
+    mf = mean_field_rows(conf, variants) if mean_field else None
+    parts = [f"# {title}", ""]
+    if sweeper:
+        parts += ["Sweeper: " + ", ".join(f"{k}={show(v)}" for k, v in sweeper.items() if not isinstance(v, dict)),
+                  ""]
+    parts += [shared_settings(conf), "", "## Study table", "", study_markdown(conf, trials), "",
+              "## Confidence per combination", "",
+              "Per probed depth: seeds that trained / seeds with a verdict (crashed trials excluded), the fraction "
+              "and its 95% Wilson interval. Measured limit: k50, the depth where half the seeds train (a logistic "
+              "fit in log depth pooled over the combination's trials) with its 95% profile-likelihood interval, "
+              "where the probes cross 50%; where no probe is below 50% trainable, or the fit puts k50 beyond the "
+              "deepest probe, only a lower bound (> the deepest probe with a majority trained), never an "
+              "extrapolation. k*: the last trainable depth under the sweep's rule.", "",
+              confidence_markdown(conf), "",
+              "## Comparison with the original study", "",
+              f"Reference: SPEC section 6, one seed per probe, lr {show(ref.SETTINGS['lr'])}, "
+              f"{ref.SETTINGS['epochs']} epochs, full MNIST ({ref.SETTINGS['train_samples']:,}/"
+              f"{ref.SETTINGS['test_samples']:,} images), criterion {ref.SETTINGS['criterion']}, threshold "
+              f"{show(ref.SETTINGS['threshold'])}; its BatchNorm variants ran under protocol="
+              f"{ref.ORIGINAL_PROTOCOL}. Its k* is a last trainable depth and its next probe failed, so the "
+              "reference counts as inside when it lies in [low - step, high] of the measured range. A combination "
+              "trained under other settings is not compared.", "",
+              comparison_markdown(comparison), "", *verdict_lines(comparison), "",
+              "## Ranking by measured depth limit", "",
+              "Within each setting, deepest first; a lower bound ranks by its bound, so a variant shown '> k' may "
+              "belong higher. Mean-field theory (Schoenholz et al. 2017) predicts k* ~ 6 xi for plain networks "
+              "only, here from each combination's own activation and init.", "",
+              ranking_markdown(rank_variants(conf), mf)]
+    pairs = like_for_like_lines(conf)
+    if pairs:
+        parts += ["", "Against the baseline that differs in one idea only:", "", *pairs]
+    if mf:
+        from ..meanfield import mean_field_markdown
+        parts += ["", "## Mean-field prediction", "", mean_field_markdown(list(mf.values())).rstrip()]
+    if figures:
+        parts += ["", "## Figures", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in figures]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,231 @@
+"""Pure statistics of a sweep: per depth, how many seeds trained (with Wilson intervals); per
+combination, the measured depth limit (the 50% depth k50 where the data cross it, else an honest
+bound, never an extrapolation); the ranking by that limit."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from statistics import median
+from typing import Optional
+
+import numpy as np
+
+from ..confidence import half_trainable_depth, wilson
+from .load import Combination, Trial
+from .settings import varying
+
+
+@dataclass(frozen=True)
+class DepthPoint:
+    """The seeds with a verdict at one depth."""
+    k: int
+    n: int
+    passes: int
+    test_errs: tuple = ()
+    train_errs: tuple = ()
+    diverged: int = 0
+
+    @property
+    def fraction(self) -> float:
+        return self.passes / self.n
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.passes, self.n)
+
+    @property
+    def majority(self) -> bool:
+        return 2 * self.passes > self.n
+
+    # medians: with a few seeds, one failed seed must not drag a trainable depth's error up
+    @property
+    def test_err(self) -> Optional[float]:
+        return _median(self.test_errs)
+
+    @property
+    def train_err(self) -> Optional[float]:
+        return _median(self.train_errs)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A measured depth limit. kind 'k50': the 50% depth with its 95% interval (None: open side)
+    and the fitted logistic slope; 'above': every probe trained in at least half the seeds, or
+    the fit put k50 beyond the deepest probe: the limit is > ``value``, the deepest probe with a
+    majority trained; 'below': the mirror image (< the shallowest probe where most failed);
+    'none': no trial with a verdict."""
+    kind: str
+    value: Optional[float] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    slope: Optional[float] = None
+
+    @property
+    def bounds(self) -> tuple[Optional[float], Optional[float]]:
+        """The range the limit lies in, for comparisons (None: open)."""
+        return {"k50": (self.low, self.high), "above": (self.value, None),
+                "below": (None, self.value)}.get(self.kind, (None, None))
+
+    def __str__(self) -> str:
+        if self.kind == "k50":
+            return f"{fmt_k(self.value)} {span(self.low, self.high)}"
+        if self.kind == "above":
+            return f"> {fmt_k(self.value)} (lower bound)"
+        if self.kind == "below":
+            return f"< {fmt_k(self.value)} (upper bound)"
+        return "—"
+
+
+@dataclass
+class Confidence:
+    """One combination: its search, the seeds per probed depth and the measured limit."""
+    combination: Combination
+    depths: list[DepthPoint]
+    limit: Limit
+    trials: int = 0   # trials with a verdict
+    crashed: int = 0  # trials without one (excluded)
+
+    @property
+    def variant(self) -> str:
+        return self.combination.model
+
+    @property
+    def k_star_shown(self) -> Optional[int]:
+        """The search's k*; when censored at its bound, the deepest probe a majority trained (a lower bound)."""
+        c = self.combination
+        if c.k_star is None or not c.censored:
+            return c.k_star
+        return max([d.k for d in self.depths if d.majority] + [c.k_star])
+
+    @property
+    def k_star_str(self) -> str:
+        k = self.k_star_shown
+        return "none" if k is None else f"≥ {k} (censored)" if self.combination.censored else str(k)
+
+
+def depth_points(trials: list[Trial]) -> dict[int, list[DepthPoint]]:
+    """Per combination, per depth (sorted): the trials with a verdict."""
+    groups: dict[int, dict[int, list[Trial]]] = {}
+    for t in trials:
+        if t.counted:
+            groups.setdefault(t.combo, {}).setdefault(t.k, []).append(t)
+    return {ci: [DepthPoint(k, len(ts), sum(bool(t.trainable) for t in ts), tuple(t.test_err for t in ts),
+                            tuple(t.train_err for t in ts), sum(t.diverged for t in ts))
+                 for k, ts in sorted(by_k.items())]
+            for ci, by_k in sorted(groups.items())}
+
+
+def measured_limit(trials: list[Trial]) -> Limit:
+    """The limit the counted trials support (see ``Limit``)."""
+    counted = [t for t in trials if t.counted]
+    if not counted:
+        return Limit("none")
+    points = next(iter(depth_points(counted).values()))
+    ks, ys = [t.k for t in counted], [bool(t.trainable) for t in counted]
+    fit = half_trainable_depth(ks, ys)
+    if all(2 * d.passes >= d.n for d in points) or (fit.k50 is not None and fit.k50 > points[-1].k):
+        return Limit("above", max([d.k for d in points if d.majority] or [d.k for d in points]))
+    if all(2 * d.passes <= d.n for d in points) or (fit.k50 is not None and fit.k50 < points[0].k):
+        return Limit("below", min([d.k for d in points if 2 * d.passes < d.n] or [d.k for d in points]))
+    return Limit("k50", fit.k50, fit.low, fit.high, logistic_slope(ks, ys, fit.k50))
+
+
+def logistic_slope(depths: list[int], trained: list[bool], k50: float) -> float:
+    """The maximum-likelihood sharpness b of p(k) = sigmoid(b (log k50 - log k)) at the fitted k50
+    (the curve the report draws; capped where the data are perfectly separated)."""
+    z = np.log(k50) - np.log(np.asarray(depths, float))
+    y = np.asarray(trained, bool)
+    slopes = np.geomspace(0.05, 500.0, 400)
+    ll = np.where(y, -np.logaddexp(0, -slopes[:, None] * z), -np.logaddexp(0, slopes[:, None] * z)).sum(1)
+    return float(slopes[int(np.argmax(ll))])
+
+
+def confidence_table(frontier: list[Combination], trials: list[Trial]) -> list[Confidence]:
+    """One row per combination (variant x whatever settings vary)."""
+    points = depth_points(trials)
+    rows = []
+    for c in frontier:
+        mine = [t for t in trials if t.combo == c.combo]
+        rows.append(Confidence(c, points.get(c.combo, []), measured_limit(mine),
+                               trials=sum(t.counted for t in mine), crashed=sum(not t.counted for t in mine)))
+    return rows
+
+
+def majority_search(c: Combination, trials: list[Trial]) -> Combination:
+    """A plain multirun's limit by the majority rule: the last depth, below any majority failure,
+    where most seeds trained."""
+    points = depth_points([t for t in trials if t.combo == c.combo]).get(c.combo, [])
+    if not points:
+        return c
+    ks = [d.k for d in points]
+    step = min((b - a for a, b in zip(ks, ks[1:])), default=3)
+    fails = [d.k for d in points if not d.majority]
+    passes = [d.k for d in points if d.majority and (not fails or d.k < min(fails))]
+    k_star = max(passes) if passes else None
+    above = next((d for d in points if d.k == (k_star or ks[0] - step) + step), None)
+    return replace(c, k_star=k_star, upper=ks[-1], step=step, seeds=max(d.n for d in points),
+                   confirmed=None if above is None else not above.majority,
+                   censored=bool(passes) and k_star == ks[-1], trials=sum(d.n for d in points),
+                   nonmonotone=tuple(d.k for d in points if fails and d.k > min(fails) and d.majority))
+
+
+@dataclass
+class Ranked:
+    row: Confidence
+    group: tuple   # the training settings it is ranked within (not model.*: those are what is ranked)
+    rank: int = 0
+
+    @property
+    def shown(self) -> str:
+        text = str(self.row.limit) + (" (unfinished)" if not self.row.combination.done else "")
+        return text + ("; interval open on both sides: undetermined" if self.undetermined else "")
+
+    @property
+    def undetermined(self) -> bool:
+        lim = self.row.limit
+        return lim.kind == "k50" and lim.low is None and lim.high is None
+
+    @property
+    def key(self) -> tuple:
+        """Deepest first; a lower bound ranks by its bound (above an equal k50); no data last."""
+        lim = self.row.limit
+        tier = -1 if lim.kind == "none" else 0 if self.undetermined else 1
+        return tier, 0.0 if lim.kind in ("none", "below") else lim.value, lim.kind == "above"
+
+
+def rank_variants(conf: list[Confidence], group_keys: Optional[list[str]] = None) -> list[Ranked]:
+    """Rank by measured limit within each setting of the training (protocol, lr, epochs, ...),
+    deepest first, the correct protocol's group first; ties share a rank."""
+    if group_keys is None:
+        spread = varying([r.combination.settings for r in conf])
+        group_keys = ["protocol", "lr"] + [k for k in spread
+                                           if k not in ("protocol", "lr") and not k.startswith("model.")]
+    groups: dict[tuple, list[Ranked]] = {}
+    for r in conf:
+        g = tuple(str(r.combination.settings.get(k)) for k in group_keys)
+        groups.setdefault(g, []).append(Ranked(r, g))
+    out = []
+    for g in sorted(groups, key=lambda g: (g[0] != "correct", g)):
+        rows = sorted(groups[g], key=lambda x: x.key, reverse=True)
+        for i, x in enumerate(rows):
+            x.rank = rows[i - 1].rank if i and rows[i - 1].key == x.key else i + 1
+        out += rows
+    return out
+
+
+def fmt_k(x) -> str:
+    """A depth: '447', '10.4', '∞', '—'."""
+    if x is None:
+        return "—"
+    if x == math.inf:
+        return "∞"
+    return f"{x:.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.1f}"
+
+
+def span(low, high) -> str:
+    return ("(0" if low is None else f"[{fmt_k(low)}") + ", " + ("∞)" if high is None else f"{fmt_k(high)}]")
+
+
+def _median(xs):
+    xs = [x for x in xs if x is not None]
+    return median(xs) if xs else None
