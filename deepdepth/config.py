@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .models import INIT_RULES, check_depth
+from .models import check_depth, check_init
 from .models.blocks import ACTIVATIONS
 from .module import PROTOCOLS
 from .verdict import CRITERIA
@@ -14,13 +14,13 @@ class ConfigError(ValueError):
 
 
 def validate(cfg: DictConfig) -> None:
-    try:
-        check_depth(cfg.k)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    for check, value, key in ((check_depth, cfg.k, ""), (check_init, cfg.model.init, "model.init: ")):
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ConfigError(key + str(exc)) from None
     checks = [
         (cfg.model.activation in ACTIVATIONS, f"model.activation={cfg.model.activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}"),
-        (cfg.model.init in INIT_RULES, f"model.init={cfg.model.init!r} is unknown; choose one of {sorted(INIT_RULES)}"),
         (_number(cfg.optim.lr) and cfg.optim.lr > 0, f"optim.lr must be positive, got optim.lr={cfg.optim.lr!r}"),
         (isinstance(cfg.trainer.max_epochs, int) and cfg.trainer.max_epochs >= 1,
          f"trainer.max_epochs must be at least 1, got trainer.max_epochs={cfg.trainer.max_epochs!r}"),

@@ -7,20 +7,20 @@ from torch import nn
 
 from deepdepth.models import VARIANTS, ConvBlock, DepthNet, ReplicaLinear, build_model, conv_layers, count_parameters
 
-STUDY = ["cnn_tanh", "cnn_tanh_newinit", "cnn_elu", "cnn_elu_bn", "resnet", "cnn_tanh_bn_oldinit", "resnet_nobn"]
+NAMES = sorted(VARIANTS)  # every variant of conf/model/*.yaml
 
 
-def expected_params(k: int, norm: bool) -> int:
+def expected_params(k: int, norm: bool, branch_gain: bool = False) -> int:
     n, total, c_in = k // 3, 0, 1
     for width in (4, 8, 16):
         for i in range(n):
             cin = c_in if i == 0 else width
-            total += 9 * cin * width + width + (2 * width if norm else 0)
+            total += 9 * cin * width + width + (2 * width if norm else 0) + (branch_gain and i > 0)
         c_in = width
     return total + 144 * 10 + 10
 
 
-@pytest.mark.parametrize("name", STUDY)
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("k", [3, 12, 45])
 def test_layers_channels_and_parameters(name, k):
     v = VARIANTS[name]
@@ -40,11 +40,11 @@ def test_layers_channels_and_parameters(name, k):
     assert len(acts) == k and all(isinstance(a, nn.Tanh if v.activation == "tanh" else nn.ELU) for a in acts)
     assert isinstance(net.classifier, ReplicaLinear)
     assert (net.classifier.in_features, net.classifier.out_features) == (144, 10)
-    assert count_parameters(net) == expected_params(k, v.norm)
+    assert count_parameters(net) == expected_params(k, v.norm, v.branch_gain and v.residual)
     assert net(torch.randn(5, 1, 28, 28)).shape == (5, 10)
 
 
-@pytest.mark.parametrize("name", STUDY)
+@pytest.mark.parametrize("name", NAMES)
 def test_skips_on_every_block_but_the_first_of_each_stage(name):
     net = build_model(name, 12, seeds=0)
     blocks = [m for m in net.modules() if isinstance(m, ConvBlock)]

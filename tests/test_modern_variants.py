@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from deepdepth.models import INIT_RULES, VARIANTS, ConvBlock, DepthNet, build_model, conv_layers
-from deepdepth.models.init import conv_sigma, parse_init
+from deepdepth.models.init import InitRule, check_init, conv_sigma, parse_init
 
 MODERN = ["cnn_tanh_deltaorth", "resnet_nobn_skipinit", "resnet_nobn_fixup"]
 
@@ -95,13 +95,26 @@ def test_study_variants_keep_their_draw_order():
 
 
 def test_gain_suffix_on_any_rule():
-    assert "fan_in:2" in INIT_RULES and "delta_orthogonal:1.05" in INIT_RULES
-    assert "fan_in:x" not in INIT_RULES and "nope:2" not in INIT_RULES and "fan_in:nan" not in INIT_RULES
-    assert parse_init("delta_orthogonal:1.05") == ("delta_orthogonal", 1.05) and parse_init("naive") == ("naive", 1.0)
+    for spec in ("fan_in:2", "delta_orthogonal:1.05", "naive", "fixup:0.5"):
+        assert check_init(spec) == spec
+    for spec in ("fan_in:x", "nope:2", "fan_in:nan", "fan_in:inf", "xavier"):
+        with pytest.raises(ValueError, match="unknown init|finite number"):
+            check_init(spec)
+    assert parse_init("delta_orthogonal:1.05") == (INIT_RULES["delta_orthogonal"], 1.05)
+    assert parse_init("naive") == (INIT_RULES["naive"], 1.0)
     a = DepthNet(6, init="fan_in:2", seeds=3)
     b = DepthNet(6, init="fan_in", seeds=3)
     assert all(torch.allclose(ca.weight, 2 * cb.weight) for ca, cb in zip(conv_layers(a), conv_layers(b)))
     assert conv_sigma("naive:2", 4, 4) == pytest.approx(0.1)
     assert 9 * 8 * conv_sigma("delta_orthogonal", 8, 8) ** 2 == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="unknown init"):
+    with pytest.raises(ValueError, match="finite number"):
         DepthNet(3, init="fan_in:abc", seeds=0)
+
+
+def test_init_rules_are_plain_records():
+    """One table: what each rule draws, and the facts the init loop and the mean field read."""
+    assert type(INIT_RULES) is dict and all(isinstance(r, InitRule) for r in INIT_RULES.values())
+    assert [n for n, r in INIT_RULES.items() if r.branch_scale] == ["fixup"]
+    assert [n for n, r in INIT_RULES.items() if r.zero_classifier] == ["fixup"]
+    assert [n for n, r in INIT_RULES.items() if r.orthogonal] == ["delta_orthogonal"]
+    assert INIT_RULES["fixup"].branch_scale(9) == pytest.approx(1 / 3)

@@ -1,27 +1,50 @@
-"""conf/model/*.yaml and VARIANTS describe the same variants, and train.build honours every key."""
+"""conf/model/*.yaml is the one definition of the variants: VARIANTS reads it, and train.build honours every key."""
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from deepdepth.models import VARIANTS, build_model
+from deepdepth.models import VARIANTS, DepthNet, Variant, build_model, conf_dir
+from deepdepth.models.variants import load_variants
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FILES = sorted((CONF / "model").glob("*.yaml"))
 
 
-def test_one_file_per_variant():
-    assert sorted(f.stem for f in FILES) == sorted(VARIANTS)
+def test_variants_are_read_from_the_installed_conf_dir():
+    assert conf_dir().resolve() == CONF.resolve()
+    assert list(VARIANTS) == [f.stem for f in FILES]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_file_matches_variant(path):
+def test_variant_is_its_file(path):
     m = OmegaConf.to_container(OmegaConf.load(path))
-    v = VARIANTS[path.stem]
     assert m.pop("name") == path.stem
-    assert m.pop("branch_gain", False) == v.branch_gain
-    assert m == {"activation": v.activation, "norm": v.norm, "residual": v.residual, "init": v.init}
+    assert asdict(VARIANTS[path.stem]) == {"branch_gain": False, **m}
+
+
+def test_a_new_file_is_a_new_variant(tmp_path):
+    """An 11th variant that recombines existing options is one YAML file."""
+    (tmp_path / "cnn_elu_deltaorth.yaml").write_text(
+        "name: cnn_elu_deltaorth\nactivation: elu\nnorm: false\nresidual: false\ninit: delta_orthogonal:1.1\n")
+    variants = load_variants(tmp_path)
+    assert variants == {"cnn_elu_deltaorth": Variant("elu", False, False, "delta_orthogonal:1.1")}
+    assert DepthNet(3, seeds=0, **asdict(variants["cnn_elu_deltaorth"]))(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("name: other\nactivation: elu\nnorm: false\nresidual: false\ninit: fan_in\n", "'name' must be"),
+    ("name: bad\nactivation: elu\nnorm: false\nresidual: false\ninit: fan_in\ndepth: 3\n", "keys must be"),
+    ("name: bad\nactivation: gelu\nnorm: false\nresidual: false\ninit: fan_in\n", "unknown activation"),
+    ("name: bad\nactivation: elu\nnorm: false\nresidual: false\ninit: xavier\n", "unknown init"),
+    ("name: bad\nactivation: elu\nnorm: 'no'\nresidual: false\ninit: fan_in\n", "true or false"),
+])
+def test_a_bad_file_is_refused_by_name(tmp_path, text, match):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_variants(tmp_path)
 
 
 def compose(*overrides):

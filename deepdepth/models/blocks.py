@@ -33,6 +33,7 @@ class ConvBlock(nn.Module):
         self.norm = nn.BatchNorm2d(c_out * replicas) if norm else nn.Identity()
         self.act = make_activation(activation)
         self.skip = skip
+        self.masked: frozenset[int] = frozenset()  # replicas that skip this block (set by Stage)
         # SkipInit / ReZero: a learnable scalar per replica on the residual branch, starting at 0.
         self.gain = nn.Parameter(torch.zeros(replicas)) if branch_gain else None
 
@@ -44,10 +45,21 @@ class ConvBlock(nn.Module):
 
 
 class Stage(nn.Sequential):
-    """``depth`` blocks at one width, then 2x2 average pooling. Only the first block changes width."""
+    """``depth`` blocks at one width, then 2x2 average pooling. Only the first block changes width.
+
+    ``active[s]``: how many of the blocks replica s uses (default all): in a mixed-depth pack,
+    block i >= active[s] passes replica s's channels through unchanged. It is selected with
+    ``torch.where`` on both sides (the block sees a detached copy of its input on those channels,
+    its output is discarded there), so a NaN in a masked block reaches neither the output nor any
+    gradient, and the masked block's own gradients are exactly zero.
+    """
 
     def __init__(self, c_in: int, c_out: int, depth: int, activation: str, norm: bool,
-                 residual: bool, replicas: int = 1, branch_gain: bool = False):
+                 residual: bool, replicas: int = 1, branch_gain: bool = False,
+                 active: list[int] | None = None):
+        active = [depth] * replicas if active is None else list(active)
+        if len(active) != replicas or not all(1 <= a <= depth for a in active):
+            raise ValueError(f"each replica needs 1..{depth} active blocks, got {active}")
         blocks = [
             ConvBlock(c_in if i == 0 else c_out, c_out, activation, norm,
                       skip=residual and i > 0, replicas=replicas,
@@ -55,6 +67,21 @@ class Stage(nn.Sequential):
             for i in range(depth)
         ]
         super().__init__(*blocks, nn.AvgPool2d(2, stride=2))
+        for i, block in enumerate(blocks):
+            block.masked = frozenset(s for s, a in enumerate(active) if i >= a)
+            if block.masked:  # (1, S*C, 1, 1): True on the channels of replicas that skip this block
+                mask = torch.tensor([s in block.masked for s in range(replicas)]).repeat_interleave(c_out)
+                self.register_buffer(f"mask{i}", mask.view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *blocks, pool = self
+        for i, block in enumerate(blocks):
+            if block.masked:
+                mask = getattr(self, f"mask{i}")
+                x = torch.where(mask, x, block(torch.where(mask, x.detach(), x)))
+            else:
+                x = block(x)
+        return pool(x)
 
 
 class ReplicaLinear(nn.Module):

@@ -1,8 +1,13 @@
-"""Initialisation rules. Each draws one replica's slice from that replica's own generator,
-so a packed replica is initialised exactly like a separate network with the same seed."""
+"""Initialisation rules: one table of plain records, read by the init loop and by the mean-field theory.
+
+Every replica draws its slice from its own generator, in the order its own single network
+would (active convs stage by stage, then the classifier; a mixed-depth pack's masked convs
+after that), so a packed replica is initialised exactly like a separate network with its seed.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -10,120 +15,139 @@ from torch import nn
 
 from .blocks import ConvBlock, ReplicaLinear
 
-InitRule = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Sigma = Callable[[int, int], float]  # (c_in, c_out) -> weight standard deviation
 
 
-def _normal(sigma_of: Callable[[int, int], float]) -> InitRule:
-    def rule(weight: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        c_out, c_in = weight.shape[:2]
-        return torch.randn(weight.shape, generator=gen) * sigma_of(c_in, c_out)
-    return rule
+def normal_draw(shape: torch.Size, gen: torch.Generator, sigma: float) -> torch.Tensor:
+    return torch.randn(shape, generator=gen) * sigma
 
 
-def delta_orthogonal(weight: torch.Tensor, gen: torch.Generator, gain: float = 1.0) -> torch.Tensor:
-    """Xiao et al. 2018: zero kernel except its centre, an orthogonal c_out x c_in matrix times gain."""
-    c_out, c_in = weight.shape[:2]
+def delta_orthogonal(shape: torch.Size, gen: torch.Generator, sigma: float = 1.0) -> torch.Tensor:
+    """Xiao et al. 2018: zero kernel except its centre, an orthogonal c_out x c_in matrix (Haar)."""
+    c_out, c_in = shape[:2]
     a = torch.randn(max(c_out, c_in), min(c_out, c_in), generator=gen, dtype=torch.float64)
     q, r = torch.linalg.qr(a)
     q = q * torch.sign(torch.diagonal(r))  # Haar-distributed
     if c_out < c_in:
         q = q.T
-    w = torch.zeros(weight.shape, dtype=torch.float64)
-    w[:, :, weight.shape[2] // 2, weight.shape[3] // 2] = q[:c_out, :c_in]
-    return (w * gain).to(weight.dtype)
+    w = torch.zeros(shape, dtype=torch.float64)
+    w[:, :, shape[2] // 2, shape[3] // 2] = q[:c_out, :c_in]
+    return w  # float64: the gain is applied before rounding to the weight's dtype
 
 
-def parse_init(spec: str) -> tuple[str, float]:
-    """``"delta_orthogonal:1.2"`` -> ("delta_orthogonal", 1.2): any rule times a gain, so the gain
-    is set from the existing ``model.init`` key (``model.init=delta_orthogonal:1.05``)."""
-    name, _, gain = str(spec).partition(":")
+def fan_in(c_in: int, c_out: int) -> float:
+    return math.sqrt(1.0 / (9 * c_in))
+
+
+@dataclass(frozen=True)
+class InitRule:
+    """How one rule initialises a network.
+
+    ``draw(shape, gen, std)`` draws a conv weight before the gain (``std`` = ``sigma(c_in, c_out)``,
+    used by normal draws); ``sigma``: the weight std, or for delta-orthogonal the normal std with the same mean
+    squared row norm (what the mean-field variance map sees); ``branch_scale(L)`` multiplies
+    residual-branch convs given L residual blocks (None: no scaling); ``zero_classifier``: the
+    last layer starts at zero; ``orthogonal``: kernels are (delta-)orthogonal, an isometry the
+    mean-field mean does not see.
+    """
+    name: str
+    draw: Callable[[torch.Size, torch.Generator, float], torch.Tensor]
+    sigma: Sigma
+    branch_scale: Callable[[int], float] | None = None
+    zero_classifier: bool = False
+    orthogonal: bool = False
+
+
+def _fixup_scale(n_branches: int) -> float:
+    """Fixup's L^(-1/(2m-2)) is undefined for m=1 layer per branch; L^(-1/2) keeps the variance the
+    branches add (sum over L blocks of scale^2 * O(1)) bounded as L grows, which is Fixup's aim."""
+    return n_branches ** -0.5 if n_branches else 1.0
+
+
+INIT_RULES: dict[str, InitRule] = {rule.name: rule for rule in (
+    InitRule("naive", normal_draw, lambda c_in, c_out: 0.05),
+    InitRule("fan_in", normal_draw, fan_in),
+    InitRule("fan_out", normal_draw, lambda c_in, c_out: math.sqrt(1.0 / (9 * c_out))),
+    InitRule("delta_orthogonal", delta_orthogonal,
+             lambda c_in, c_out: math.sqrt(min(c_in, c_out) / c_out / (9 * c_in)), orthogonal=True),
+    # Fixup (Zhang et al. 2019) adapted to one-layer branches: fan-in, branch convs times L^(-1/2),
+    # classifier zeroed, so the initial output is 0.
+    InitRule("fixup", normal_draw, fan_in, branch_scale=_fixup_scale, zero_classifier=True),
+)}
+
+
+def parse_init(spec: str) -> tuple[InitRule, float]:
+    """``"delta_orthogonal:1.2"`` -> (the delta_orthogonal rule, 1.2): any rule times a finite gain,
+    so the gain is set from the existing ``model.init`` key (``model.init=fan_in:0.7``)."""
+    name, sep, gain_text = str(spec).partition(":")
+    if name not in INIT_RULES:
+        raise ValueError(f"unknown init {spec!r}; choose one of {sorted(INIT_RULES)}, optionally "
+                         f"with a gain (e.g. 'fan_in:0.7')")
     try:
-        return name, float(gain) if gain else 1.0
+        gain = float(gain_text) if sep else 1.0
     except ValueError:
-        raise ValueError(f"bad init {spec!r}: the gain after ':' must be a number") from None
+        gain = math.nan
+    if not math.isfinite(gain):
+        raise ValueError(f"bad init {spec!r}: the gain after ':' must be a finite number")
+    return INIT_RULES[name], gain
 
 
-class _Rules(dict):
-    """The rule table; also answers ``"name:gain"`` (the rule's weights times gain)."""
-
-    def _split(self, spec) -> tuple[str, float] | None:
-        if ":" not in str(spec):
-            return None
-        try:
-            name, gain = parse_init(spec)
-        except ValueError:
-            return None
-        return (name, gain) if dict.__contains__(self, name) and math.isfinite(gain) else None
-
-    def __contains__(self, spec) -> bool:
-        return dict.__contains__(self, spec) or self._split(spec) is not None
-
-    def __missing__(self, spec):
-        split = self._split(spec)
-        if split is None:
-            raise KeyError(spec)
-        name, gain = split
-        return lambda weight, gen: dict.__getitem__(self, name)(weight, gen) * gain
+def check_init(spec) -> str:
+    """``spec`` if it names a rule (with an optional finite gain); ValueError saying why otherwise."""
+    parse_init(spec)
+    return spec
 
 
-# Standard deviations of the normal rules, as functions of (c_in, c_out): the one definition,
-# shared by the init rules and the mean-field theory (conv_sigma).
-SIGMAS: dict[str, Callable[[int, int], float]] = {
-    "naive": lambda c_in, c_out: 0.05,
-    "fan_in": lambda c_in, c_out: math.sqrt(1.0 / (9 * c_in)),
-    "fan_out": lambda c_in, c_out: math.sqrt(1.0 / (9 * c_out)),
-}
-
-INIT_RULES: dict[str, InitRule] = _Rules({
-    **{name: _normal(sigma) for name, sigma in SIGMAS.items()},
-    "delta_orthogonal": delta_orthogonal,
-    # Fixup (Zhang et al. 2019) adapted to one-layer branches: fan-in, then residual-branch convs
-    # scaled by L^(-1/2) and the classifier zeroed inside ``initialise`` (see BRANCH_SCALE).
-    "fixup": _normal(SIGMAS["fan_in"]),
-})
-
-# Rules that rescale residual-branch convs, as a function of the number L of residual blocks.
-# Fixup's L^(-1/(2m-2)) is undefined for m=1 layer per branch; L^(-1/2) keeps the variance the
-# branches add, sum over L blocks of (scale^2 * O(1)), bounded as L grows, which is Fixup's aim.
-BRANCH_SCALE: dict[str, Callable[[int], float]] = {"fixup": lambda n: n ** -0.5 if n else 1.0}
-ZERO_CLASSIFIER = {"fixup"}  # Fixup starts the last layer at zero, so the initial output is 0
-
-
-def conv_sigma(rule: str, c_in: int, c_out: int) -> float:
-    """The weight standard deviation of a rule (delta-orthogonal: the normal std with the same
-    mean squared row norm), used by the mean-field theory. Not defined for branch-scaled rules."""
-    name, gain = parse_init(rule)
-    if name == "delta_orthogonal":
-        return gain * math.sqrt(min(c_in, c_out) / c_out / (9 * c_in))
-    return gain * SIGMAS[name](c_in, c_out)
+def conv_sigma(spec: str, c_in: int, c_out: int) -> float:
+    """The weight standard deviation of ``spec`` for a c_in -> c_out conv, gain included (before any
+    branch scale): what the mean-field variance map uses."""
+    rule, gain = parse_init(spec)
+    return gain * rule.sigma(c_in, c_out)
 
 
 @torch.no_grad()
-def initialise(net: nn.Module, rule: str, seeds: list[int]) -> None:
-    """One loop over the network: conv weights by ``rule`` and zero bias; the classifier
-    as PyTorch's default Linear init, U(-1/sqrt(in), 1/sqrt(in)); BatchNorm left as is.
-    Branch-scaled rules (fixup) multiply residual-branch weights after drawing them, so every
-    replica's generator is consumed in the same order as for the plain rule."""
-    if rule not in INIT_RULES:
-        raise ValueError(f"unknown init {rule!r}; choose one of {sorted(INIT_RULES)}")
-    name = parse_init(rule)[0]
-    branches = {id(b.conv) for b in net.modules() if isinstance(b, ConvBlock) and b.skip}
-    scale = BRANCH_SCALE[name](len(branches)) if name in BRANCH_SCALE else 1.0
+def initialise(net: nn.Module, specs: list[str], seeds: list[int]) -> None:
+    """Conv weights by each replica's rule and zero bias; the classifier as PyTorch's default Linear
+    init, U(-1/sqrt(in), 1/sqrt(in)), or zero for rules that zero it; BatchNorm left as is.
+
+    Replica s draws, from its own generator, the convs active for it in network order, then its
+    classifier, then its masked convs (mixed-depth packs), so its draws are those of its own
+    single-depth network. Branch scales count the replica's own residual blocks."""
+    rules = [parse_init(spec) for spec in specs]
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    blocks = [m for m in net.modules() if isinstance(m, ConvBlock)]
+    n_branches = [sum(b.skip and s not in b.masked for b in blocks) for s in range(len(gens))]
+    deferred = []
+    for block in blocks:
+        nn.init.zeros_(block.conv.bias)
+        for s in range(len(gens)):
+            if s in block.masked:
+                deferred.append((block, s))
+            else:
+                _draw_conv(block, s, rules[s], n_branches[s], gens[s])
     for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            c_out = m.out_channels // len(gens)
+        if isinstance(m, ReplicaLinear):
             for s, gen in enumerate(gens):
-                w = m.weight[s * c_out:(s + 1) * c_out]
-                w.copy_(INIT_RULES[rule](w, gen))
-                if id(m) in branches and scale != 1.0:
-                    w.mul_(scale)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, ReplicaLinear) and name in ZERO_CLASSIFIER:
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, ReplicaLinear):
-            bound = 1.0 / math.sqrt(m.in_features)
-            for s, gen in enumerate(gens):
-                m.weight[s].copy_(torch.rand(m.weight[s].shape, generator=gen) * 2 * bound - bound)
-                m.bias[s].copy_(torch.rand(m.bias[s].shape, generator=gen) * 2 * bound - bound)
+                _draw_classifier(m, s, rules[s][0], gen)
+    for block, s in deferred:
+        _draw_conv(block, s, rules[s], n_branches[s], gens[s])
+
+
+def _draw_conv(block: ConvBlock, s: int, rule_gain: tuple[InitRule, float], n_branches: int,
+               gen: torch.Generator) -> None:
+    rule, gain = rule_gain
+    conv, c = block.conv, block.c_out
+    w = conv.weight[s * c:(s + 1) * c]
+    w.copy_(rule.draw(w.shape, gen, rule.sigma(block.c_in, block.c_out)) * gain)
+    if block.skip and rule.branch_scale:
+        w.mul_(rule.branch_scale(n_branches))
+
+
+def _draw_classifier(m: ReplicaLinear, s: int, rule: InitRule, gen: torch.Generator) -> None:
+    if rule.zero_classifier:
+        m.weight[s].zero_()
+        m.bias[s].zero_()
+        return
+    bound = 1.0 / math.sqrt(m.in_features)
+    m.weight[s].copy_(torch.rand(m.weight[s].shape, generator=gen) * 2 * bound - bound)
+    m.bias[s].copy_(torch.rand(m.bias[s].shape, generator=gen) * 2 * bound - bound)

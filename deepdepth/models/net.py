@@ -1,13 +1,12 @@
 """DepthNet: the one builder behind every variant of the study (SPEC section 2)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
-
 import torch
 from torch import nn
 
 from .blocks import ReplicaLinear, Stage
-from .init import initialise
+from .init import check_init, initialise
+from .variants import variant_kwargs
 
 WIDTHS = (4, 8, 16)
 POOLED = 3 * 3  # 28 -> 14 -> 7 -> 3
@@ -19,6 +18,14 @@ def check_depth(k) -> int:
     return k
 
 
+def _per_replica(value, replicas: int, what: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != replicas:
+            raise ValueError(f"{what}: one per replica ({replicas}), got {len(value)}")
+        return list(value)
+    return [value] * replicas
+
+
 class DepthNet(nn.Module):
     """k 3x3 convolutions in three stages of k/3 (4, 8, 16 channels), each stage ending in
     2x2 average pooling, then a 144 -> 10 linear layer.
@@ -26,10 +33,17 @@ class DepthNet(nn.Module):
     ``replicas=S`` packs S independent networks, one per seed in ``seeds``; the input is then
     (N, S, 28, 28) (each replica its own images) or (N, 1, 28, 28) (shared), and the output
     (N, S, 10). With one replica the output is (N, 10), as for any classifier.
+
+    Per replica: ``init`` may be a list (one spec each, e.g. gains ``fan_in:0.5``, ``fan_in:0.7``)
+    and ``depths`` a list of depths (multiples of 3, the deepest = k): replica s then uses the
+    first depths[s]/3 blocks of each stage and passes the rest through unchanged (``Stage``).
+    Each replica is initialised and trains exactly as its own ``DepthNet(depths[s], init=init[s],
+    seeds=[seeds[s]])``.
     """
 
     def __init__(self, k: int, activation: str = "tanh", norm: bool = False, residual: bool = False,
-                 init: str = "fan_in", seeds: list[int] | int | None = None, branch_gain: bool = False):
+                 init: str | list[str] = "fan_in", seeds: list[int] | int | None = None,
+                 branch_gain: bool = False, depths: list[int] | None = None):
         super().__init__()
         check_depth(k)
         if seeds is None:
@@ -37,13 +51,18 @@ class DepthNet(nn.Module):
         self.seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
         self.replicas = len(self.seeds)
         self.k = k
+        self.inits = [check_init(spec) for spec in _per_replica(init, self.replicas, "init")]
+        self.depths = [check_depth(d) for d in _per_replica(k if depths is None else depths, self.replicas, "depths")]
+        if max(self.depths) != k:
+            raise ValueError(f"the deepest replica must have depth k={k}, got depths={self.depths}")
         stages, c_in = [], 1
         for width in WIDTHS:
-            stages.append(Stage(c_in, width, k // 3, activation, norm, residual, self.replicas, branch_gain))
+            stages.append(Stage(c_in, width, k // 3, activation, norm, residual, self.replicas, branch_gain,
+                                active=[d // 3 for d in self.depths]))
             c_in = width
         self.features = nn.Sequential(*stages)
         self.classifier = ReplicaLinear(WIDTHS[-1] * POOLED, 10, self.replicas)
-        initialise(self, init, self.seeds)
+        initialise(self, self.inits, self.seeds)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.replicas:
@@ -53,37 +72,9 @@ class DepthNet(nn.Module):
         return logits if self.replicas > 1 else logits[:, 0]
 
 
-@dataclass(frozen=True)
-class Variant:
-    activation: str
-    norm: bool
-    residual: bool
-    init: str
-    branch_gain: bool = False
-
-
-# The seven variants of SPEC section 3, then the modern ones of issue 6
-# (conf/model/*.yaml mirror these; tests/test_variants_conf.py checks they agree).
-VARIANTS: dict[str, Variant] = {
-    "cnn_tanh": Variant("tanh", norm=False, residual=False, init="naive"),
-    "cnn_tanh_newinit": Variant("tanh", norm=False, residual=False, init="fan_in"),
-    "cnn_elu": Variant("elu", norm=False, residual=False, init="fan_in"),
-    "cnn_elu_bn": Variant("elu", norm=True, residual=False, init="fan_in"),
-    "resnet": Variant("elu", norm=True, residual=True, init="fan_in"),
-    "cnn_tanh_bn_oldinit": Variant("tanh", norm=True, residual=False, init="naive"),
-    "resnet_nobn": Variant("elu", norm=False, residual=True, init="fan_in"),
-    # Modern depth-enabling variants (issue 6), built from the same blocks.
-    "cnn_tanh_deltaorth": Variant("tanh", norm=False, residual=False, init="delta_orthogonal"),  # Xiao et al. 2018, sigma_w=1
-    "resnet_nobn_skipinit": Variant("elu", norm=False, residual=True, init="fan_in", branch_gain=True),  # De & Smith 2020
-    "resnet_nobn_fixup": Variant("elu", norm=False, residual=True, init="fixup"),  # Zhang et al. 2019, adapted
-}
-
-
-def build_model(name: str, k: int, seeds: list[int] | int | None = None) -> DepthNet:
-    """A named variant at depth k: ``build_model("resnet", 447, seeds=[0, 1])``."""
-    if name not in VARIANTS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(VARIANTS)}")
-    return DepthNet(k, seeds=seeds, **asdict(VARIANTS[name]))
+def build_model(name: str, k: int, seeds: list[int] | int | None = None, depths: list[int] | None = None) -> DepthNet:
+    """A named variant (``conf/model/<name>.yaml``) at depth k: ``build_model("resnet", 447, seeds=[0, 1])``."""
+    return DepthNet(k, seeds=seeds, depths=depths, **variant_kwargs(name))
 
 
 def conv_layers(net: nn.Module) -> list[nn.Conv2d]:
