@@ -2,8 +2,11 @@
 
 Predicts, from a variant's activation and initialisation alone, how deep it can be and still
 train: the fixed point q* of the pre-activation variance map, the slope chi_1 of the
-correlation map at c=1, the depth scale xi and the trainable depth ~ 6 xi. Pure numpy (the
-weight std comes from ``deepdepth.models.init.conv_sigma``, imported only when a variant is named).
+correlation map at c=1, the depth scale xi and the trainable depth: the largest k over whose
+convs (width-changing ones included) a perturbation decays by at most 6 e-folds, 6 xi for a
+uniform net. Pure numpy (the
+weight std comes from the init rules' records, ``deepdepth.models.init``, imported only when a variant
+is named).
 
 Gaussian integrals use Gauss-Legendre quadrature on [-10, 10] split at the activation's kink
 (z = 0): Gauss-Hermite converges only like 1/n for ELU/ReLU, whose derivatives jump there.
@@ -18,6 +21,7 @@ from numpy.polynomial.legendre import leggauss
 
 CRITICAL_TOL = 1e-6  # |chi_1 - 1| below this is "critical": no finite depth scale
 TRAINABLE_XI = 6.0   # Schoenholz et al.: trainable while depth <= ~6 xi
+QUADRATURE_NOISE = 1e-13  # below this a difference of Gaussian integrals is rounding
 WIDTHS = (4, 8, 16)  # stage widths of DepthNet (SPEC section 2)
 _X, _W = leggauss(80)
 _Z = 10.0
@@ -107,16 +111,29 @@ def chi_1(activation: str, sigma_w2: float, q_star: float) -> float:
 
 
 def correlation_fixed_point(activation: str, sigma_w2: float, q_star: float, sigma_b2: float = 0.0,
-                            c0: float = 0.99, steps: int = 2000) -> tuple[float, float]:
-    """(c*, chi_c): iterate the correlation map from c0; chi_c = sigma_w^2 E[phi'(u1) phi'(u2)] at c*."""
+                            tol: float = 1e-12) -> tuple[float, float]:
+    """(c*, chi_c): the correlation map's fixed point below 1, and sigma_w^2 E[phi'(u1) phi'(u2)] at c*.
+
+    c = 1 is always a fixed point; in the chaotic phase (slope chi_1 > 1 there) the map, convex on
+    [0, 1], crosses the diagonal once more below it. We bracket that root (just below 1 the map lies
+    under the diagonal; at 0, or else at -1, on or above it) and bisect to ``tol``: iterating the map
+    instead crawls near criticality (at sigma_w^2 = 1.05, tanh is still at c = 0.957 after 2,000
+    steps). RuntimeError when there is no such root (not chaotic) or the bisection does not converge."""
     phi, dphi = ACTIVATIONS[activation]
-    c = c0
-    for _ in range(steps):
-        new = (sigma_w2 * gauss2(phi, phi, q_star, c) + sigma_b2) / q_star
-        if abs(new - c) < 1e-12:
-            c = new
+    gap = lambda c: (sigma_w2 * gauss2(phi, phi, q_star, c) + sigma_b2) / q_star - c  # noqa: E731
+    hi = next((1.0 - 10.0 ** -e for e in range(2, 10) if gap(1.0 - 10.0 ** -e) < -QUADRATURE_NOISE), None)
+    if hi is None:
+        raise RuntimeError(f"{activation} at sigma_w^2={sigma_w2}, q*={q_star}: no correlation fixed point "
+                           f"below 1 (the map stays above the diagonal: not chaotic)")
+    lo = 0.0 if gap(0.0) >= 0 else -1.0
+    for _ in range(200):
+        if hi - lo < tol:
             break
-        c = new
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gap(mid) >= 0 else (lo, mid)
+    else:
+        raise RuntimeError(f"correlation fixed point did not converge: bracket [{lo}, {hi}]")
+    c = (lo + hi) / 2
     return c, sigma_w2 * gauss2(dphi, dphi, q_star, c)
 
 
@@ -148,45 +165,66 @@ class Prediction:
     variant: str
     applicable: bool
     reason: str = ""
-    stages: list[Stage] = field(default_factory=list)
-    xi: float = float("nan")       # effective depth scale over the whole net, in conv layers
-    k_pred: float = float("nan")   # 6 xi: predicted largest trainable k (inf: no limit predicted)
+    stages: list[Stage] = field(default_factory=list)  # each stage's repeated conv (C -> C)
+    width_change_sigma_w2: list[float] = field(default_factory=list)  # the convs 1->4, 4->8, 8->16
+    offset: float = float("nan")   # e-folds of decay k-independent: decay(k) = k/3 sum_s 1/xi_s + offset
+    xi: float = float("nan")       # effective depth scale of the repeated convs, in conv layers
+    k_pred: float = float("nan")   # largest k with decay(k) <= 6 (inf: no limit predicted)
+    orthogonal: bool = False       # (delta-)orthogonal kernels: an isometry chi_1 does not see
+
+    def decay(self, k: int) -> float:
+        """Predicted e-folds a perturbation (or gradient) shrinks by across DepthNet(k)."""
+        return k / self.xi + self.offset
 
     @property
     def k_star_pred(self) -> float:
-        """k_pred rounded down to a depth the net can have (a multiple of 3)."""
+        """k_pred rounded down to a depth the net can have (a multiple of 3; 0: not even k=3)."""
         return self.k_pred if not math.isfinite(self.k_pred) else 3 * math.floor(self.k_pred / 3)
 
 
 def predict(activation: str, init: str, norm: bool = False, residual: bool = False,
-            branch_gain: bool = False, name: str = "", sigma=None) -> Prediction:
-    """Mean-field prediction for one variant.
+            branch_gain: bool = False, name: str = "") -> Prediction:
+    """Mean-field prediction for one variant, conv by conv, with sigma_b = 0.
 
-    Stages -> k: stage s has k/3 convs at sigma_w,s^2 = 9 C sigma^2 (C = the stage width; the one
-    width-changing conv per stage is ignored), so a perturbation shrinks by exp(-(k/3) sum_s 1/xi_s)
-    across the net. Asking for at most 6 depth scales of decay gives k <= 6 xi_eff with
-    xi_eff = 3 / sum_s (1/xi_s), the harmonic mean of the stage depth scales. Biases are zero (sigma_b = 0).
+    Conv l of DepthNet(k) has sigma_w,l^2 = 9 c_in sigma^2 (sigma: the init rule's std, gain
+    included). Stage s has one width-changing conv (c_in -> C) then k/3 - 1 convs C -> C at
+    sigma_s^2 with depth scale xi_s (the fixed point of their map, ``stage``). Each conv after the
+    first maps the previous conv's pre-activations and multiplies a perturbation by chi_l =
+    sigma_w,l^2 E[phi'^2]; a width-changing conv's chi is its stage's times sigma_w,l^2 / sigma_s^2
+    (exact in the ordered phase, where q* = 0). The first conv sees the image itself, linearly:
+    it sets q but multiplies nothing. So the total decay over the k - 1 maps is
+    decay(k) = (k/3) sum_s 1/xi_s - 1/xi_1 + sum_{s=2,3} ln(sigma_s^2 / sigma_w,first(s)^2), and the
+    net is predicted trainable while decay(k) <= 6 (Schoenholz et al.: depth <= 6 xi for a
+    uniform net). Left out: the 2x2 pooling and the classifier.
     """
     if norm:
         return Prediction(name, False, "BatchNorm renormalises every layer: no variance map to iterate")
+    from .models.init import conv_sigma, parse_init  # torch-backed records: imported only when used
+
     if branch_gain:
         return Prediction(name, False, "SkipInit: every residual branch starts multiplied by 0, so the "
                                        "net starts as the identity: no variance map, no depth scale")
-    if residual and str(init).startswith("fixup"):
+    try:
+        rule, _ = parse_init(init)
+    except ValueError:
+        return Prediction(name, False, f"no mean-field weight variance for init {init!r}")
+    if residual and rule.branch_scale is not None:
         return Prediction(name, False, "Fixup: branches scaled by L^-1/2 keep the variance's growth "
                                        "bounded, but the skip still leaves no fixed point to iterate")
     if residual:
         return Prediction(name, False, "residual: the skip adds its input, so the variance grows "
                                        "with depth and has no fixed point")
-    if sigma is None:
-        from .models.init import conv_sigma as sigma
-    try:
-        stages = [stage(activation, 9 * c * sigma(init, c, c) ** 2) for c in WIDTHS]
-    except KeyError:
-        return Prediction(name, False, f"no mean-field weight variance for init {init!r}")
+    sigma_w2 = lambda c_in, c_out: 9 * c_in * conv_sigma(init, c_in, c_out) ** 2  # noqa: E731
+    stages = [stage(activation, sigma_w2(c, c)) for c in WIDTHS]
+    first = [sigma_w2(c_in, c) for c_in, c in zip((1,) + WIDTHS[:-1], WIDTHS)]
     rate = sum(1.0 / s.xi for s in stages)  # per-layer decay summed over stages; 1/inf = 0
+    offset = -1.0 / stages[0].xi + sum(math.log(s.sigma_w2 / f) for s, f in zip(stages[1:], first[1:]))
     xi = len(stages) / rate if rate > 0 else math.inf
-    return Prediction(name, True, "", stages, xi, TRAINABLE_XI * xi)
+    if rate > 0:
+        k_pred = max(0.0, (TRAINABLE_XI - offset) * xi)
+    else:
+        k_pred = math.inf if offset <= TRAINABLE_XI else 0.0
+    return Prediction(name, True, "", stages, first, offset, xi, k_pred, rule.orthogonal)
 
 
 def _field(variant, key: str, default=None):
@@ -214,12 +252,13 @@ def mean_field_table(variants=None, measured: dict | None = None) -> list[dict]:
     for name, v in variants.items():
         p = predict_variant(name, v)
         row = {"variant": name, "applicable": p.applicable, "k_pred": p.k_star_pred, "xi": p.xi,
-               "k_measured": (measured or {}).get(name), "stages": [asdict(s) for s in p.stages]}
+               "k_measured": (measured or {}).get(name), "stages": [asdict(s) for s in p.stages],
+               "width_change_sigma_w2": p.width_change_sigma_w2, "offset": p.offset}
         if p.applicable:
             phases = {s.phase for s in p.stages}
             row["note"] = ("critical: mean field predicts no depth limit" if phases == {"critical"}
                            else "/".join(sorted(phases)))
-            if str(_field(v, "init", "")).startswith("delta_orthogonal"):  # same chi_1 as Gaussian, better spectrum
+            if p.orthogonal:  # same chi_1 as Gaussian, better spectrum
                 row["note"] += ("; orthogonal kernels add dynamical isometry (all Jacobian singular values"
                                 " near 1), which chi_1, a mean over them, does not see")
         else:
@@ -229,14 +268,18 @@ def mean_field_table(variants=None, measured: dict | None = None) -> list[dict]:
 
 
 def mean_field_markdown(rows: list[dict] | None = None) -> str:
-    """The table as markdown; per stage (widths 4, 8, 16): sigma_w^2, chi_1 and xi."""
+    """The table as markdown; per stage (widths 4, 8, 16): sigma_w^2 of the repeated and of the
+    width-changing conv, q*, chi_1; the depth scale xi, the k-independent decay and the prediction."""
     rows = mean_field_table() if rows is None else rows
-    lines = ["| variant | sigma_w^2 per stage | q* | chi_1 | xi (layers) | predicted k* (6 xi) | measured k* | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | sigma_w^2 per stage | sigma_w^2 width-changing convs | q* | chi_1 | xi (layers) | "
+             "decay offset (e-folds) | predicted k* (decay <= 6) | measured k* | note |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         st = r["stages"]
         per = lambda key: " / ".join(_fmt(s[key]) for s in st) if st else "-"
-        lines.append(f"| {r['variant']} | {per('sigma_w2')} | {per('q_star')} | {per('chi_1')} | "
-                     f"{_fmt(r['xi']) if st else '-'} | {_fmt(r['k_pred']) if st else '-'} | "
+        first = " / ".join(_fmt(x) for x in r.get("width_change_sigma_w2") or []) or "-"
+        lines.append(f"| {r['variant']} | {per('sigma_w2')} | {first} | {per('q_star')} | {per('chi_1')} | "
+                     f"{_fmt(r['xi']) if st else '-'} | {_fmt(r.get('offset')) if st else '-'} | "
+                     f"{_fmt(r['k_pred']) if st else '-'} | "
                      f"{'-' if r['k_measured'] is None else r['k_measured']} | {r['note']} |")
     return "\n".join(lines) + "\n"

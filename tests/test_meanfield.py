@@ -70,8 +70,11 @@ def test_variant_predictions():
     naive = mf.predict_variant("cnn_tanh", VARIANTS["cnn_tanh"])
     # sigma = 0.05: sigma_w^2 = 9 * C * 0.0025 for the stage widths C = 4, 8, 16
     assert [s.sigma_w2 for s in naive.stages] == pytest.approx([0.09, 0.18, 0.36])
-    rate = sum(-math.log(s) for s in (0.09, 0.18, 0.36))
-    assert naive.k_pred == pytest.approx(6 * 3 / rate) and naive.k_star_pred == 3
+    assert naive.width_change_sigma_w2 == pytest.approx([0.0225, 0.09, 0.18])  # 9 c_in 0.05^2: 1->4, 4->8, 8->16
+    # k=3: the 4->8 conv (0.09) and the 8->16 conv (0.18) map; the first conv sees the image linearly
+    assert naive.decay(3) == pytest.approx(-math.log(0.09 * 0.18))
+    assert naive.decay(6) == pytest.approx(-math.log(0.09 * 0.09 * 0.18 * 0.18 * 0.36))
+    assert naive.decay(naive.k_pred) == pytest.approx(6.0) and naive.k_star_pred == 3
     for name in ("cnn_tanh_newinit", "cnn_elu", "cnn_tanh_deltaorth"):
         p = mf.predict_variant(name, VARIANTS[name])
         assert p.applicable and p.k_pred == math.inf and {s.phase for s in p.stages} == {"critical"}
@@ -94,3 +97,59 @@ def test_table_rows_and_markdown():
     assert "isometry" not in by["cnn_tanh_newinit"]["note"]  # same chi_1, Gaussian kernels
     md = mf.mean_field_markdown(rows)
     assert md.count("\n") == len(rows) + 2 and "| cnn_tanh | 0.09 / 0.18 / 0.36 |" in md
+
+
+def layer_by_layer_decay(init: str, k: int) -> float:
+    """-sum ln chi over convs 2..k of the real DepthNet(k), each at its own sigma_w^2 = 9 c_in sigma^2
+    (ordered phase, q* = 0: chi = sigma_w^2 for tanh)."""
+    from deepdepth.models import DepthNet, conv_layers
+    from deepdepth.models.init import conv_sigma
+    convs = conv_layers(DepthNet(k, activation="tanh", init=init, seeds=0))
+    return -sum(math.log(9 * c.in_channels * conv_sigma(init, c.in_channels, c.out_channels) ** 2) for c in convs[1:])
+
+
+@pytest.mark.parametrize("init", ["naive", "fan_out:0.8", "fan_in:0.6"])
+@pytest.mark.parametrize("k", [3, 6, 12])
+def test_decay_counts_every_conv_with_its_own_variance(init, k):
+    """The width-changing convs (1->4, 4->8, 8->16) enter with their own weight variance."""
+    p = mf.predict("tanh", init)
+    assert {s.phase for s in p.stages} == {"ordered"}
+    assert p.decay(k) == pytest.approx(layer_by_layer_decay(init, k), rel=1e-9)
+
+
+def test_width_changing_convs_move_the_prediction():
+    """fan_out: sigma_w^2 = c_in / c_out (x gain^2) on the width-changing convs, a 2x weaker step
+    into stages 2 and 3 than the repeated convs: a limit the per-stage picture would not see."""
+    p = mf.predict("tanh", "fan_out:0.9")
+    assert [s.sigma_w2 for s in p.stages] == pytest.approx([0.81] * 3)
+    assert p.width_change_sigma_w2 == pytest.approx([0.81 / 4, 0.81 / 2, 0.81 / 2])
+    assert p.offset == pytest.approx(math.log(0.81) + 2 * math.log(2))
+    assert p.k_pred == pytest.approx(3 * (6 - p.offset) / (-3 * math.log(0.81)))
+    critical = mf.predict("tanh", "delta_orthogonal")  # critical stages, finite width steps: still no limit
+    assert critical.k_pred == math.inf and critical.offset == pytest.approx(2 * math.log(2))
+
+
+def test_tanh_just_past_criticality_converges_instead_of_stopping_early():
+    """sigma_w^2 = 1.05: the correlation map crawls (c = 0.957 after 2,000 iterations from 0.99);
+    the bracketed root is c* = 0 and xi is finite, about 2,700 layers."""
+    st = mf.stage("tanh", 1.05)
+    assert st.phase == "chaotic" and st.c_star == pytest.approx(0.0, abs=1e-9)
+    chi_c = 1.05 * mf.gauss(lambda x: 1 - np.tanh(x) ** 2, st.q_star) ** 2
+    assert st.xi == pytest.approx(-1 / math.log(chi_c), rel=1e-6) and 2000 < st.xi < 3500
+
+
+def test_correlation_fixed_point_is_a_fixed_point_of_the_map():
+    st = mf.stage("elu", 1.5)  # ELU is not odd: c* is strictly between 0 and 1
+    phi = mf.ACTIVATIONS["elu"][0]
+    assert 0 < st.c_star < 1
+    assert 1.5 * mf.gauss2(phi, phi, st.q_star, st.c_star) / st.q_star == pytest.approx(st.c_star, abs=1e-9)
+    c = 0.99
+    for _ in range(3000):  # xi ~ 37 layers: plain iteration converges here
+        c = 1.5 * mf.gauss2(phi, phi, st.q_star, c) / st.q_star
+    assert c == pytest.approx(st.c_star, abs=1e-8)
+
+
+def test_no_correlation_root_below_one_raises():
+    q = mf.fixed_point("tanh", 0.9, 0.05)  # ordered, with a bias: q* > 0 and c = 1 is the only fixed point
+    with pytest.raises(RuntimeError, match="no correlation fixed point"):
+        mf.correlation_fixed_point("tanh", 0.9, q, 0.05)
