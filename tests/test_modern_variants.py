@@ -7,9 +7,6 @@ import torch
 from deepdepth.models import INIT_RULES, VARIANTS, ConvBlock, DepthNet, build_model, conv_layers
 from deepdepth.models.init import InitRule, check_init, conv_sigma, parse_init
 
-MODERN = ["cnn_tanh_deltaorth", "resnet_nobn_skipinit", "resnet_nobn_fixup"]
-
-
 def replica_slices(conv, replicas):
     c = conv.out_channels // replicas
     return [conv.weight.detach()[s * c:(s + 1) * c] for s in range(replicas)]
@@ -72,7 +69,7 @@ def test_fixup_equals_fan_in_draws_times_the_scale():
         assert torch.allclose(bf.conv.weight, bp.conv.weight * (9 ** -0.5 if bp.skip else 1.0))
 
 
-@pytest.mark.parametrize("name", MODERN + ["cnn_tanh", "resnet_nobn"])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_packed_replicas_equal_separate_networks(name):
     packed = build_model(name, 6, seeds=[7, 8])
     singles = [build_model(name, 6, seeds=s) for s in (7, 8)]
