@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT, run_train, tiny
-from hydra_plugins.deepdepth_bisect.bisect_sweeper import BisectError, BisectSweeper, _canonical, _runs
+from deepdepth.sweep import canonical, seed_runs
+from hydra_plugins.deepdepth_bisect._impl import BisectError, bound_for, parse_grid
 
 
 def sweep(tmp_path, *args, name="sweep", check=True, env=None):
@@ -40,7 +41,7 @@ def assert_consistent(doc):
         above = (row["k_star"] or 0) + row["step"] if row["k_star"] else row["lower"]
         if row["k_star"] is not None:
             assert verdict[row["k_star"]] is True
-        assert above in verdict  # confirm: both neighbours of the limit were trained
+        assert above in verdict or row["censored"]  # both neighbours of the limit were trained
         assert verdict[above] is False or row["hit_upper"]
 
 
@@ -87,16 +88,16 @@ def test_grid_parallel_seeds_and_resume(tmp_path, mnist_root):
 
 
 def test_everything_trainable_unpacked_joblib(tmp_path, mnist_root):
-    # threshold 1.0: every depth trains, so confirm trains upper+3 and flags the bound
+    # threshold 1.0: every depth trains; nothing past the bound is trained: k* >= 6 is censored
     d, _, out = sweep(tmp_path, "model=resnet_nobn", "hydra.sweeper.upper=6", "hydra.sweeper.seeds=2",
                       "hydra.sweeper.pack=false", "hydra.sweeper.rule=all", "trainability.threshold=1.0",
                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tiny(mnist_root))
     assert "Joblib" in out
     (row,) = frontier(d)["frontier"]
-    assert row["k_star"] == 6 and row["hit_upper"] and row["confirmed"] is False
-    assert [p["k"] for p in row["probe_history"]] == [3, 6, 9]
+    assert row["k_star"] == 6 and row["censored"] and row["hit_upper"] and row["confirmed"] is None
+    assert [p["k"] for p in row["probe_history"]] == [3, 6]
     jobs = job_dirs(d)
-    assert len(jobs) == 6 and all("replicas=1" in (j / ".hydra/overrides.yaml").read_text() for j in jobs)
+    assert len(jobs) == 4 and all("replicas=1" in (j / ".hydra/overrides.yaml").read_text() for j in jobs)
     assert sorted(r["job_dir"] for r in frontier(d)["history"]) == sorted(map(str, jobs))
 
 
@@ -159,7 +160,7 @@ def test_launcher_that_raises(tmp_path, mnist_root):
     assert len(failed) == 1 and "launcher: RuntimeError: simulated" in failed[0]["error"]
     assert doc["frontier"][0]["done"] and doc["frontier"][0]["failed_trials"] == 1
     first = [r for r in doc["history"] if r["round"] == 1 and r["status"] == "ok"]
-    assert sorted((r["k"], r["attempt"], r["job_num"]) for r in first) == [(3, 0, 0), (9, 1, 2)]
+    assert sorted((r["k"], r["attempt"], r["job_num"]) for r in first) == [(3, 0, 0), (6, 1, 2)]
     assert_consistent(doc)
 
 
@@ -177,36 +178,30 @@ def test_k_in_a_bisect_sweep_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("arg,message", [("k=3", "k is the searched depth"),
                                          ("seed=0,1", "hydra.sweeper.seeds"),
+                                         ("seed=-1", "non-negative integer"),
                                          ("replicas=2", "replicas is set by the sweeper")])
 def test_sweeper_owned_keys(arg, message):
-    s = BisectSweeper(upper=6)
-    s.hydra_context = SimpleNamespace(config_loader=None)
-    # Hydra's plugin scan (run by other tests in this process) re-executes the plugin module,
-    # rebinding BisectError, so compare by name rather than class identity.
-    with pytest.raises(Exception, match=message) as info:
-        s._grid([arg])
-    assert type(info.value).__name__ == BisectError.__name__
+    with pytest.raises(BisectError, match=message):
+        parse_grid(None, [arg])
 
 
 def test_grid_parsing_matches_the_basic_sweeper():
-    s = BisectSweeper(upper=6)
-    s.hydra_context = SimpleNamespace(config_loader=None)
-    grid, base = s._grid(["model=a,b", "optim.lr=0.1,0.2", "seed=7", "data.root=/x"])
+    grid, base = parse_grid(None, ["model=a,b", "optim.lr=0.1,0.2", "seed=7", "data.root=/x"])
     assert base == 7 and len(grid) == 4
     assert grid[0] == ["model=a", "optim.lr=0.1", "data.root=/x"]
-    assert s._grid([]) == ([[]], 0)
+    assert parse_grid(None, []) == ([[]], 0)
 
 
 def test_resume_keys_normalise_numbers_only():
-    assert _canonical("optim.lr=0.010") == _canonical("optim.lr=1e-2") == "optim.lr=0.01"
-    assert _canonical("model=resnet") == "model=resnet" and _canonical("+experiment=x") == "+experiment=x"
-    assert _canonical("data.root=/a=b") == "data.root=/a=b"
+    assert canonical("optim.lr=0.010") == canonical("optim.lr=1e-2") == "optim.lr=0.01"
+    assert canonical("model=resnet") == "model=resnet" and canonical("+experiment=x") == "+experiment=x"
+    assert canonical("data.root=/a=b") == "data.root=/a=b"
 
 
 def test_seed_runs():
-    assert _runs([0, 1, 2], pack=True) == [[0, 1, 2]]
-    assert _runs([0, 2, 3], pack=True) == [[0], [2, 3]]  # retries pack the contiguous seeds left
-    assert _runs([0, 1], pack=False) == [[0], [1]]
+    assert seed_runs([0, 1, 2], pack=True) == [[0, 1, 2]]
+    assert seed_runs([0, 2, 3], pack=True) == [[0], [2, 3]]  # retries pack the contiguous seeds left
+    assert seed_runs([0, 1], pack=False) == [[0], [1]]
 
 
 def test_upper_is_required(tmp_path):
@@ -217,7 +212,69 @@ def test_upper_is_required(tmp_path):
 
 
 def test_bounds_per_combination():
-    s = BisectSweeper(upper=24, upper_for={"resnet": 900, "optim.lr=0.1": 60})
-    assert s._upper(["model=resnet", "optim.lr=0.01"]) == 900
-    assert s._upper(["model=cnn_tanh", "optim.lr=0.1"]) == 60
-    assert s._upper(["model=cnn_tanh", "optim.lr=0.01"]) == 24
+    upper_for = {"resnet": 900, "optim.lr=0.1": 60}
+    assert bound_for(["model=resnet", "optim.lr=0.01"], 24, upper_for) == 900
+    assert bound_for(["model=cnn_tanh", "optim.lr=0.1"], 24, upper_for) == 60
+    assert bound_for(["model=cnn_tanh", "optim.lr=0.01"], 24, upper_for) == 24
+
+
+def test_plugin_module_is_thin_and_imports_its_implementation_lazily():
+    src = (ROOT / "hydra_plugins" / "deepdepth_bisect" / "bisect_sweeper.py").read_text()
+    assert len(src.splitlines()) < 80
+    top = [line for line in src.splitlines() if line.startswith(("import", "from"))]
+    assert not any("_impl" in line or "deepdepth" in line for line in top)
+
+
+def test_protocols_share_trials_without_batchnorm(tmp_path, mnist_root):
+    """cnn_tanh has no BatchNorm: protocol=correct and original train the same function, so each
+    (k, seed) is trained once and both combinations read it; a resume reads it back."""
+    args = ["model=cnn_tanh", "protocol=correct,original", "hydra.sweeper.upper=6", "hydra.sweeper.seeds=2",
+            *tiny(mnist_root)]
+    d, _, _ = sweep(tmp_path, *args)
+    doc = frontier(d)
+    correct, original = doc["frontier"]
+    assert (correct["protocol"], original["protocol"]) == ("correct", "original")
+    assert correct["probe_history"] == original["probe_history"] and correct["k_star"] == original["k_star"]
+    assert len(job_dirs(d)) == correct["probes"]  # one job per probe, not two
+    shared = [r for r in doc["history"] if r["status"] == "shared"]
+    assert len(shared) == original["trials"] and {r["shared_from"] for r in shared} == {0}
+    _, _, out = sweep(tmp_path, *args)
+    assert "launching" not in out
+    assert {r["status"] for r in frontier(d)["history"]} <= {"resumed"}
+
+
+def test_time_budget_stops_cleanly_and_the_same_command_finishes(tmp_path, mnist_root):
+    args = ["model=cnn_tanh_newinit,resnet_nobn", "hydra.sweeper.upper=12", "hydra.sweeper.seeds=2",
+            "hydra.sweeper.pack=false", "hydra.sweeper.time_budget=7", *tiny(mnist_root)]
+    d, proc, out = sweep(tmp_path, *args)
+    assert proc.returncode == 0 and out.count("time budget of 7s reached") == 1
+    assert "rerun the same command to resume" in out
+    assert not all(r["done"] for r in frontier(d)["frontier"])
+    for _ in range(12):  # each rerun resumes and trains only what is missing
+        if all(r["done"] for r in frontier(d)["frontier"]):
+            break
+        sweep(tmp_path, *args)
+    rows = frontier(d)["frontier"]
+    assert all(r["done"] for r in rows)
+    jobs = job_dirs(d)
+    trained = [(j / ".hydra" / "overrides.yaml").read_text() for j in jobs if (j / "result.json").exists()]
+    assert len(trained) == len(set(trained)) == sum(r["trials"] for r in rows)  # nothing trained twice
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
+    d, _, out = sweep(tmp_path, "+experiment=depth_study", "hydra.sweeper.dry_run=true")
+    assert "nothing is trained" in out and "assumed limit 447 (reference k*)" in out
+    plans = [line for line in out.splitlines() if line.startswith("plan: ")]
+    assert plans and plans[-1].endswith("on h200") and "replica-layer-steps" in plans[-1]
+    assert not d.exists() or not job_dirs(d)
+
+
+def test_a_second_sweep_on_the_same_directory_is_refused(tmp_path, mnist_root):
+    from deepdepth.sweep.lock import sweep_lock
+
+    d = tmp_path / "sweep"
+    d.mkdir()
+    with sweep_lock(d):
+        _, proc, out = sweep(tmp_path, "model=resnet_nobn", "hydra.sweeper.upper=6", *tiny(mnist_root), check=False)
+    assert proc.returncode != 0 and "another sweep (pid" in out and "wait_for_lock" in out
+    assert "Traceback" not in out and not job_dirs(d)

@@ -1,23 +1,40 @@
 """Config of the bisect sweeper, registered as ``hydra/sweeper=bisect``."""
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
 @dataclass
+class RefineConf:
+    width: Optional[float] = None  # layers: train more seeds until k50's 95% interval is narrower (null: off)
+    max_seeds: int = 24  # per depth
+    batch: int = 4  # seeds added per refinement probe
+
+
+@dataclass
 class BisectSweeperConf:
     _target_: str = "hydra_plugins.deepdepth_bisect.bisect_sweeper.BisectSweeper"
     lower: int = 3  # smallest depth searched
-    upper: int = MISSING  # largest depth searched (required)
+    upper: int = MISSING  # largest depth searched (required); never trained past
     step: int = 3  # depth grid spacing: k = lower, lower+step, ... <= upper
-    parallel: int = 1  # probes per round (1: the original binary search)
+    parallel: int = 1  # probes per round
     seeds: int = 1  # trials per probe (seeds seed .. seed+seeds-1)
     rule: str = "majority"  # how seed verdicts combine: majority | all | any
-    confirm: bool = True  # train k* and k*+step if the search did not
+    confirm: bool = True  # bisect: train k* and k*+step if the search did not
+    # the search order: gallop (cost-aware, deepdepth.search.GallopSearch), bisect (the original
+    # study's binary search), or {_target_: my.Search, ...} implementing deepdepth.search.Search
+    search: Any = "gallop"
+    hints: Any = None  # where a search starts: null, reference (the original study's k*), or {model: k}
     pack: bool = True  # one job per probe trains all its seeds (replicas=seeds)
     retries: int = 1  # relaunches of a failed trial
+    time_budget: Optional[float] = None  # seconds: launch no job predicted to end later; rerun to resume
+    dry_run: bool = False  # print the plan (jobs, rounds, replica-layer-steps, est. time); train nothing
+    device: str = "auto"  # cost model: auto (this machine), cpu, h100, h200
+    plan_limits: Optional[Dict[str, int]] = None  # limits a plan assumes, by model (default: reference k*)
+    wait_for_lock: bool = False  # another sweep holds the sweep dir: wait for it instead of refusing
+    refine: RefineConf = field(default_factory=RefineConf)
     params: Optional[Dict[str, str]] = None  # extra sweep arguments, as in the basic sweeper
     upper_for: Optional[Dict[str, int]] = field(default_factory=dict)  # per-combination bounds by grid value, e.g. {resnet: 900}
 

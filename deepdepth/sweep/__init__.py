@@ -1,0 +1,11 @@
+"""The sweep behind ``hydra/sweeper=bisect``, free of Hydra: trials and jobs (``trials``), the
+sweep directory (``records``), the loop (``driver``), the cost model (``cost``), the dry-run
+plan (``plan``) and the one-sweep-per-directory lock (``lock``)."""
+from .cost import CostModel
+from .driver import Backend, Combo, Composed, Options, Sweep, SweepError
+from .plan import Plan, plan
+from .records import scan
+from .trials import Job, Outcome, Trial, canonical, seed_runs, trial_key
+
+__all__ = ["Backend", "Combo", "Composed", "CostModel", "Job", "Options", "Outcome", "Plan", "Sweep",
+           "SweepError", "Trial", "canonical", "plan", "scan", "seed_runs", "trial_key"]

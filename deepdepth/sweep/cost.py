@@ -1,0 +1,79 @@
+"""What a job costs: seconds from replica-layer-steps, per device.
+
+A deep thin network is bound by kernel launches on a GPU: a step costs about the same per
+layer whatever the replicas packed into it, until the arithmetic catches up. So the cost is
+tabled per replica-layer-step as a function of the packed replicas S, interpolated in log S,
+plus a fixed cost per job (data to the device, warm-up, graph capture). Test passes are
+counted as a third of a training step per batch (forward only).
+
+Sources (benchmarks/RESULTS.md): ``h200`` is SPEC section 7's measurement of resnet k=447
+with a CUDA graph (104, 41, 18.4, 16 ms per replica-step at S = 1, 4, 16, 32); ``h100`` is that
+table times 1.1, an estimate until measured; ``cpu`` is this project's 2-core machine
+(resnet k=12, 45.6 ms per step for 1 replica, 29.8 ms per replica-step packed 4 wide).
+The per-job seconds are estimates. A running sweep rescales the table by what its own jobs
+took (``calibrate``), so only its first launch relies on the constants.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# replicas -> ms per replica-layer-step
+TABLES = {
+    "h200": {1: 104 / 447, 4: 41 / 447, 16: 18.4 / 447, 32: 16 / 447},
+    "h100": {1: 1.1 * 104 / 447, 4: 1.1 * 41 / 447, 16: 1.1 * 18.4 / 447, 32: 1.1 * 16 / 447},
+    "cpu": {1: 45.6 / 12, 4: 29.8 / 12},
+}
+JOB_SECONDS = {"h200": 8.0, "h100": 8.0, "cpu": 2.0}
+EVAL_WEIGHT = 1 / 3  # a test batch (forward only) against a training step
+
+
+def steps_per_trial(epochs: int, train: int, test: int, batch: int) -> float:
+    """Training steps plus test batches weighted as a third of a step."""
+    return epochs * (math.ceil(train / batch) + EVAL_WEIGHT * math.ceil(test / batch))
+
+
+def device_name(name: str) -> str:
+    """A device description ("NVIDIA H200", "cuda:0 NVIDIA H100 80GB HBM3", "cpu") -> a table key."""
+    low = name.lower()
+    return "h200" if "h200" in low else "h100" if "h100" in low else "cpu" if "cpu" in low or not low else "h200"
+
+
+@dataclass
+class CostModel:
+    device: str = "h200"
+    scale: float = 1.0  # measured / predicted, from the sweep's own jobs
+    _measured: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.device not in TABLES:
+            raise ValueError(f"unknown device {self.device!r} for the cost model; choose one of {sorted(TABLES)}")
+
+    def ms_per_replica_layer_step(self, replicas: int) -> float:
+        table = TABLES[self.device]
+        xs = sorted(table)
+        s = min(max(replicas, xs[0]), xs[-1])
+        lo = max(x for x in xs if x <= s)
+        hi = min(x for x in xs if x >= s)
+        if lo == hi:
+            return table[lo]
+        t = (math.log(s) - math.log(lo)) / (math.log(hi) - math.log(lo))
+        return table[lo] * (table[hi] / table[lo]) ** t
+
+    def job_seconds(self, depth: int, replicas: int, steps: float) -> float:
+        """A job of ``replicas`` packed networks computed to ``depth`` layers (masked layers count)."""
+        compute = steps * depth * replicas * self.ms_per_replica_layer_step(replicas) / 1000
+        return self.scale * (JOB_SECONDS[self.device] + compute)
+
+    def calibrate(self, depth: int, replicas: int, steps: float, seconds: float) -> None:
+        """Rescale the table by a finished job's measured time (the sum of measured over predicted)."""
+        self._measured.append((self.job_seconds(depth, replicas, steps) / self.scale, seconds))
+        predicted = sum(p for p, _ in self._measured)
+        self.scale = sum(m for _, m in self._measured) / predicted if predicted > 0 else 1.0
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"

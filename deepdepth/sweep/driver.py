@@ -1,0 +1,260 @@
+"""The sweep loop, free of Hydra: one search per combination, rounds of packed jobs, retries,
+resume, trials shared between combinations that train the same function, a time budget.
+
+Each round gathers the open probes of every unfinished search, reads back trials already in
+the sweep dir, trains each missing (trial key, depth, seed) once, retries failures, feeds the
+verdicts back and rewrites the study's files. A ``Backend`` composes and launches jobs (the
+Hydra plugin's launcher, or a simulation for a dry run).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+from .cost import CostModel, duration
+from .records import Finished, write_outputs
+from .trials import Job, Outcome, Trial, seed_runs, trial_key
+
+log = logging.getLogger("deepdepth.sweep")
+
+
+class SweepError(ValueError):
+    """A user-facing sweep error (the plugin prints it without a traceback)."""
+
+
+@dataclass
+class Composed:
+    """What the sweeper needs to know of a combination's composed config."""
+    model: Optional[str]
+    lr: Optional[float]
+    protocol: str = "correct"
+    norm: bool = True
+    steps: float = 0.0  # cost-model steps per replica (training steps + weighted test batches)
+    train_steps: int = 0  # optimizer steps per replica
+
+
+class Backend(Protocol):
+    parallelism: int  # jobs a launch runs at once
+
+    def compose(self, overrides: list[str]) -> Composed: ...
+    def launch(self, jobs: list[Job], start: int) -> list[Outcome]: ...
+
+
+@dataclass
+class Combo:
+    index: int
+    overrides: list[str]
+    search: object  # deepdepth.search.Search
+    info: Composed
+    seconds: Optional[float] = None
+
+    @property
+    def key(self) -> frozenset:
+        return trial_key(self.overrides, protocol_free=not self.info.norm)
+
+    @property
+    def params(self) -> dict:
+        return {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in self.overrides}
+
+
+@dataclass
+class Options:
+    retries: int = 1
+    pack: bool = True
+    time_budget: Optional[float] = None  # seconds; None: no budget
+    write: bool = True  # False for a dry run
+
+
+@dataclass
+class Sweep:
+    sweep_dir: Path
+    combos: list[Combo]
+    backend: Backend
+    cost: CostModel
+    options: Options = field(default_factory=Options)
+    found: dict = field(default_factory=dict)  # (trial key, k, seed) -> Finished
+    next_num: int = 0
+    header: dict = field(default_factory=dict)  # written as frontier.json's "sweeper"
+    clock: Callable[[], float] = time.perf_counter
+    rescan: Optional[Callable[[], tuple[dict, int]]] = None  # re-read the sweep dir after a launcher crash
+    planned: Optional[tuple[int, int]] = None  # (jobs, replica-layer-steps) the plan expects
+
+    def __post_init__(self):
+        self.history: list[Trial] = []
+        self.jobs_done = self.work_done = self.rounds = 0
+        self.out_of_time = False
+        self.started = self.clock()
+        self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        while True:
+            wanted = [(c.index, k) for c in self.combos for k in c.search.next_probes()]
+            for c in self.combos:
+                if c.search.done and c.seconds is None:
+                    c.seconds = round(self.clock() - self.started, 3)
+            self.write()
+            if not wanted or self.out_of_time:
+                break
+            if self._round(wanted):
+                self.rounds += 1
+                self._progress()
+        return self.frontier()
+
+    def _round(self, wanted: list[tuple[int, int]]) -> bool:
+        """Train what the round needs; False when the budget stopped it before the end."""
+        seeds = {(ci, k): self.combos[ci].search.seeds_for(k) for ci, k in wanted}
+        got: dict[tuple, Trial] = {}
+        owner: dict[tuple, int] = {}  # (trial key, k, seed) -> the combination that trains it
+        missing = []
+        for (ci, k), ss in seeds.items():
+            c = self.combos[ci]
+            for s in ss:
+                hit: Optional[Finished] = self.found.get((c.key, k, s))
+                if hit is not None:
+                    got[ci, k, s] = Trial.from_result(ci, k, s, "resumed", hit.trial, hit.result,
+                                                      job_num=hit.job_num, job_dir=str(hit.job_dir))
+                elif (c.key, k, s) not in owner:
+                    owner[c.key, k, s] = ci
+                    missing.append((ci, k, s))
+        for attempt in range(self.options.retries + 1):
+            if not missing:
+                break
+            by_probe: dict[tuple, list[int]] = {}
+            for ci, k, s in missing:
+                by_probe.setdefault((ci, k), []).append(s)
+            jobs = [Job(ci, k, run, self.combos[ci].info.steps) for (ci, k), ss in by_probe.items()
+                    for run in seed_runs(ss, self.options.pack)]
+            self._launch(self._within_budget(jobs), attempt, got)
+            missing = [m for m in missing if m not in got]
+            if self.out_of_time:
+                return False
+        for (ci, k), ss in seeds.items():  # trials another combination trained for this one
+            c = self.combos[ci]
+            for s in ss:
+                o = owner.get((c.key, k, s))
+                if (ci, k, s) not in got and o is not None and o != ci and (o, k, s) in got:
+                    got[ci, k, s] = replace(got[o, k, s], combo=ci, status="shared", shared_from=o)
+        for (ci, k), ss in seeds.items():
+            search = self.combos[ci].search
+            rows = [got.get((ci, k, s)) for s in ss]
+            for r in rows:
+                if r is not None:
+                    r.round = search.rounds
+                    self.history.append(r)
+            verdict = search.record(k, [r.trainable if r else None for r in rows])
+            for r in self.history:
+                if r.combo == ci and r.k == k and r.verdict is None:
+                    r.verdict = verdict
+        return True
+
+    def _within_budget(self, jobs: list[Job]) -> list[Job]:
+        """The jobs that the cost model predicts end within the budget (all without one)."""
+        budget = self.options.time_budget
+        if budget is None:
+            return jobs
+        ends, kept = self.clock() - self.started, []
+        for job in jobs:
+            ends += self.cost.job_seconds(job.k, len(job.seeds), job.steps) / max(1, self.backend.parallelism)
+            if ends > budget:
+                self.out_of_time = True
+                break
+            kept.append(job)
+        if self.out_of_time and not kept and not self.jobs_done:
+            first = self.cost.job_seconds(jobs[0].k, len(jobs[0].seeds), jobs[0].steps)
+            self.say("bisect: the time budget of %s is smaller than one job (est. %s): nothing launched; "
+                     "raise hydra.sweeper.time_budget", duration(budget), duration(first))
+        elif self.out_of_time:
+            left = len(jobs) - len(kept)
+            self.say("bisect: time budget of %s reached (%s elapsed; %d jobs of this round left); "
+                     "rerun the same command to resume", duration(budget), duration(self.clock() - self.started), left)
+        return kept
+
+    def _launch(self, jobs: list[Job], attempt: int, got: dict) -> None:
+        if not jobs:
+            return
+        for job in jobs:
+            c = self.combos[job.combo]
+            job.overrides = c.overrides + [f"k={job.k}", f"seed={job.seeds[0]}", f"replicas={len(job.seeds)}"]
+            try:  # compose now, as the basic sweeper does: a broken config never reaches a launcher
+                self.backend.compose(job.overrides)
+            except ValueError as e:  # it composed at the start: a config file changed under the sweep
+                raise SweepError(f"bisect sweeper: {' '.join(job.overrides)} {e}. It composed when the sweep "
+                                 f"started: was a config file edited since? Finished trials are kept in "
+                                 f"{self.sweep_dir}; rerun the same command to resume.") from None
+        num, self.next_num = self.next_num, self.next_num + len(jobs)
+        self.say("bisect: launching %d jobs (#%d-#%d), attempt %d", len(jobs), num, num + len(jobs) - 1, attempt + 1)
+        outcomes = self.backend.launch(jobs, num)
+        if self.rescan and any(o.error and o.error.startswith("launcher:") for o in outcomes):
+            self.found.update(self.rescan()[0])
+        for i, (job, out) in enumerate(zip(jobs, outcomes)):
+            self._collect(job, out, attempt, num + i, got)
+
+    def _collect(self, job: Job, out: Outcome, attempt: int, num: int, got: dict) -> None:
+        c = self.combos[job.combo]
+        if out.result is None:  # failed, or the launcher crashed: it may still have finished
+            for s in job.seeds:
+                hit = self.found.get((c.key, job.k, s))
+                if hit is not None and out.error and out.error.startswith("launcher:"):
+                    got[job.combo, job.k, s] = Trial.from_result(job.combo, job.k, s, "ok", hit.trial, hit.result,
+                                                                 attempt=attempt, job_num=hit.job_num,
+                                                                 job_dir=str(hit.job_dir))
+                else:
+                    self._fail(job.combo, job.k, s, attempt, out.error, num, out.job_dir)
+            return
+        result = out.result
+        self.jobs_done += 1
+        self.work_done += job.work
+        if result.get("seconds"):
+            self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]))
+        trials = {t.get("seed"): t for t in result.get("trials", [])}
+        for s in job.seeds:
+            if result.get("debug"):
+                self._fail(job.combo, job.k, s, attempt, "a debug run (fast_dev_run) is not a verdict", num, out.job_dir)
+            elif s in trials:
+                got[job.combo, job.k, s] = Trial.from_result(job.combo, job.k, s, "ok", trials[s], result,
+                                                             attempt=attempt, job_num=num, job_dir=out.job_dir)
+            else:
+                self._fail(job.combo, job.k, s, attempt, f"no trial for seed {s} in the result", num, out.job_dir)
+
+    def _fail(self, ci, k, seed, attempt, error, num, job_dir) -> None:
+        self.history.append(Trial(ci, k, seed, "failed", round=self.combos[ci].search.rounds, attempt=attempt,
+                                  error=str(error)[:1000], job_num=num, job_dir=job_dir))
+
+    def _progress(self) -> None:
+        elapsed = self.clock() - self.started
+        line = f"bisect: round {self.rounds}: {self.jobs_done} jobs done"
+        if self.planned:
+            jobs, work = self.planned
+            line += f" of ~{jobs} planned"
+            if self.work_done and work > self.work_done:
+                line += f", est. {duration(elapsed * (work - self.work_done) / self.work_done)} left"
+        self.say("%s, %s elapsed", line, duration(elapsed))
+
+    # ---- outputs -------------------------------------------------------------------------------
+    def frontier(self) -> list[dict]:
+        rows = []
+        for c in self.combos:
+            s, mine = c.search, [t for t in self.history if t.combo == c.index]
+            rows.append({
+                "combo": c.index, "params": c.params, "model": c.info.model, "lr": c.info.lr,
+                "protocol": c.info.protocol, "k_star": s.k_star, "confirmed": s.confirmed,
+                "censored": s.censored, "hit_upper": s.censored, "done": s.done, "search": type(s).__name__,
+                "hint": getattr(s, "hint", None), "trials": sum(t.status != "failed" for t in mine),
+                "failed_trials": sum(t.status == "failed" for t in mine),
+                "shared_trials": sum(t.status == "shared" for t in mine), "rounds": s.rounds,
+                "probes": len(s.history), "seconds": c.seconds, "nonmonotone": s.nonmonotone,
+                "crashed": sorted(getattr(s, "crashed", ())), "lower": s.lower, "upper": s.upper,
+                "step": s.step, "rule": s.rule, "seeds": len(s.seeds), "probe_history": s.history})
+        return rows
+
+    def write(self) -> None:
+        if not self.options.write:
+            return
+        doc = {"sweeper": self.header, "sweep_dir": str(self.sweep_dir), "frontier": self.frontier(),
+               "history": [t.row(self.combos[t.combo].params) for t in self.history],
+               "stopped": "time budget" if self.out_of_time else None}
+        write_outputs(self.sweep_dir, doc)

@@ -1,0 +1,76 @@
+"""Know before you start: a sweep simulated against assumed limits, with the real round logic.
+
+``plan`` runs the sweep loop (``driver.Sweep``) with a backend that trains nothing: each
+trial is trainable iff its depth is at most the combination's assumed limit (the original
+study's k* where known, ``limits`` to override), and each job is charged the cost model's
+seconds on a virtual clock. So the jobs, rounds and replica-layer-steps it prints are the ones
+the real sweep launches if the limits hold, and the time is the cost model's estimate.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from .cost import CostModel, duration
+from .driver import Combo, Options, Sweep
+from .trials import Job, Outcome
+
+
+@dataclass
+class SimulatedBackend:
+    limits: dict  # combination index -> assumed limit (None: nothing trains)
+    combos: list
+    cost: CostModel
+    parallelism: int = 1
+    now: float = 0.0
+    jobs: int = 0
+    work: int = 0  # replica-layer-steps, each replica at its own depth
+    seconds: float = 0.0
+    lines: list = field(default_factory=list)
+
+    def compose(self, overrides):
+        return None
+
+    def launch(self, jobs: list[Job], start: int) -> list[Outcome]:
+        out = []
+        batch = 0.0
+        for job in jobs:
+            limit = self.limits[job.combo]
+            seconds = self.cost.job_seconds(job.k, len(job.seeds), job.steps)
+            batch += seconds
+            self.jobs += 1
+            self.work += job.k * len(job.seeds) * self.combos[job.combo].info.train_steps
+            trials = [{"seed": s, "trainable": limit is not None and job.k <= limit} for s in job.seeds]
+            out.append(Outcome(result={"k": job.k, "trials": trials}))
+        self.now += batch / max(1, self.parallelism)
+        self.lines.append(f"  {len(jobs)} jobs: " + ", ".join(
+            f"{self.combos[j.combo].info.model}@{j.k}x{len(j.seeds)}" for j in jobs))
+        return out
+
+
+@dataclass
+class Plan:
+    jobs: int
+    rounds: int
+    work: int
+    seconds: float
+    device: str
+    lines: list
+
+    def summary(self) -> str:
+        return (f"plan: {self.jobs} jobs, {self.rounds} rounds, {self.work:.2e} replica-layer-steps, "
+                f"est. {duration(self.seconds)} on {self.device}")
+
+
+def plan(combos: list[Combo], limits: dict, device: str, options: Options, found: dict | None = None,
+         parallelism: int = 1) -> Plan:
+    """Simulate the sweep on fresh copies of its searches (the originals are not touched)."""
+    cost = CostModel(device)
+    sims = [copy.deepcopy(c) for c in combos]
+    backend = SimulatedBackend(limits, sims, cost, parallelism)
+    sweep = Sweep(sweep_dir=None, combos=sims, backend=backend, cost=cost,
+                  options=Options(retries=0, pack=options.pack, time_budget=None, write=False),
+                  found=dict(found or {}), clock=lambda: backend.now)
+    sweep.run()
+    rounds = max((c.search.rounds for c in sims), default=0)
+    return Plan(backend.jobs, rounds, backend.work, backend.now, device, backend.lines)

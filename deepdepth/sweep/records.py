@@ -1,0 +1,103 @@
+"""The sweep directory: finished trials read back for a resume, and the study's files written
+atomically (frontier.json, frontier.csv, history.csv), so a killed sweep loses only its trials
+in flight. Plain json/yaml/csv: no Hydra."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from .trials import OWNED, override_key, trial_key
+
+log = logging.getLogger("deepdepth.sweep")
+
+
+@dataclass
+class Finished:
+    trial: dict
+    result: dict
+    job_dir: Path
+    job_num: int
+
+
+def scan(sweep_dir: Path, output_subdir: Optional[str]) -> tuple[dict, int]:
+    """Every finished trial in the sweep dir, by (trial key, k, seed), and the next job number.
+    An unreadable or half-written job folder is named in a warning and its trials retrained."""
+    found: dict[tuple, Finished] = {}
+    next_num = 0
+    if output_subdir is None:
+        log.warning("bisect: hydra.output_subdir is null, so a sweep cannot be resumed")
+        return found, next_num
+    for path in sorted(Path(sweep_dir).rglob("overrides.yaml")):
+        if not str(path.parent).endswith(str(output_subdir)):
+            continue
+        job_dir = Path(str(path.parent)[: -len(str(output_subdir))])
+        try:
+            overrides = yaml.safe_load(path.read_text()) or []
+            num = int(yaml.safe_load((path.parent / "hydra.yaml").read_text())["hydra"]["job"]["num"])
+            next_num = max(next_num, num + 1)
+            if not (job_dir / "result.json").exists():
+                continue
+            result = json.loads((job_dir / "result.json").read_text())
+            trials = [(int(result["k"]), int(t["seed"]), t) for t in result["trials"]]
+            config = yaml.safe_load((path.parent / "config.yaml").read_text()) or {}
+        except Exception as e:  # a killed job's folder, or a file of the wrong shape
+            log.warning("bisect: cannot read %s (%s: %s); its trials will be trained again",
+                        job_dir, type(e).__name__, e)
+            continue
+        if result.get("debug"):
+            continue  # a fast_dev_run-like trial is never a verdict
+        norm = bool((config.get("model") or {}).get("norm", True))
+        keys = {trial_key(overrides), trial_key(overrides, protocol_free=not norm)}
+        for k, seed, t in trials:
+            for key in keys:
+                found[key, k, seed] = Finished(t, result, job_dir, num)
+    return found, next_num
+
+
+def write_outputs(sweep_dir: Path, doc: dict) -> None:
+    """frontier.json (everything), frontier.csv (one row per combination), history.csv (per trial)."""
+    atomic_write(sweep_dir / "frontier.json", json.dumps(doc, indent=1, default=str) + "\n")
+    write_csv(sweep_dir / "frontier.csv", [{k: v for k, v in r.items() if k != "probe_history"}
+                                           for r in doc["frontier"]])
+    write_csv(sweep_dir / "history.csv", doc["history"])
+
+
+def flat(row: dict) -> dict:
+    """CSV row: the combination's parameters as columns, then the fields (lists joined by ';')."""
+    out = dict(row.get("params", {}))
+    out.update({k: (";".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items() if k != "params"})
+    return out
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    rows = [flat(r) for r in rows]
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+__all__ = ["Finished", "OWNED", "atomic_write", "flat", "override_key", "scan", "write_csv", "write_outputs"]

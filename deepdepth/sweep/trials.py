@@ -1,0 +1,99 @@
+"""What a sweep records: trials, the jobs that train them, and the keys that find them again."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Optional
+
+OWNED = ("k", "seed", "replicas")  # set by the sweeper per job, never part of a combination
+SETTINGS = ("model", "lr", "protocol", "epochs", "criterion", "threshold", "train_samples", "test_samples")
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def canonical(override: str) -> str:
+    """An override with a numeric value normalised, so ``optim.lr=0.010`` resumes ``optim.lr=1e-2``."""
+    key, _, value = override.partition("=")
+    try:
+        return f"{key}={float(value)!r}"
+    except ValueError:
+        return override
+
+
+def trial_key(overrides: Iterable[str], protocol_free: bool = False) -> frozenset:
+    """The identity of a combination's trials. Without BatchNorm both protocols train the same
+    function, so ``protocol_free`` drops the protocol: those trials are trained once and shared."""
+    return frozenset(canonical(o) for o in overrides
+                     if override_key(o) not in OWNED and not (protocol_free and override_key(o) == "protocol"))
+
+
+def seed_runs(seeds: Iterable[int], pack: bool) -> list[list[int]]:
+    """Seeds grouped into jobs: contiguous runs (seed=s replicas=n) when packing, else singles."""
+    runs: list[list[int]] = []
+    for s in sorted(seeds):
+        if pack and runs and s == runs[-1][-1] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return runs
+
+
+def last(xs) -> Optional[float]:
+    return xs[-1] if isinstance(xs, list) and xs else None
+
+
+@dataclass
+class Trial:
+    """One seed at one depth for one combination: a history row of frontier.json/history.csv."""
+    combo: int
+    k: int
+    seed: int
+    status: str  # ok | resumed | shared (another combination's identical trial) | failed
+    round: int = 0
+    attempt: int = 0
+    trainable: Optional[bool] = None
+    diverged: Optional[bool] = None
+    train_err: Optional[float] = None
+    test_err: Optional[float] = None
+    verdict: Optional[bool] = None  # the probe's combined verdict, once recorded
+    error: Optional[str] = None
+    job_num: Optional[int] = None
+    job_dir: Optional[str] = None
+    shared_from: Optional[int] = None
+    settings: dict = field(default_factory=dict)  # SETTINGS read from the job's result.json
+
+    @classmethod
+    def from_result(cls, combo: int, k: int, seed: int, status: str, trial: dict, result: dict,
+                    **kw) -> "Trial":
+        return cls(combo, k, seed, status, trainable=trial.get("trainable"), diverged=trial.get("diverged"),
+                   train_err=last(trial.get("train_err")), test_err=last(trial.get("test_err")),
+                   settings={s: result.get(s) for s in SETTINGS}, **kw)
+
+    def row(self, params: dict) -> dict:
+        out = asdict(self)
+        settings = out.pop("settings")
+        return {"combo": self.combo, "params": params, **settings, **out}
+
+
+@dataclass
+class Job:
+    """One launch: ``seeds`` of one combination's trials at depth ``k``, packed as replicas."""
+    combo: int
+    k: int
+    seeds: list[int]
+    steps: int = 0  # optimizer steps per replica, from the composed config
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def work(self) -> int:
+        """Replica-layer-steps: what the job computes."""
+        return self.k * len(self.seeds) * self.steps
+
+
+@dataclass
+class Outcome:
+    """What a launcher gave back for one job: the result dict, or an error message."""
+    result: Optional[dict[str, Any]] = None
+    error: Optional[str] = None
+    job_dir: Optional[str] = None

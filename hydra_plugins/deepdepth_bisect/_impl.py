@@ -1,0 +1,252 @@
+"""The bisect sweeper's Hydra side: grid parsing, composing, launching, the plan and the files.
+
+Imported lazily by ``bisect_sweeper.BisectSweeper.sweep`` (Hydra's plugin scan skips modules
+named ``_*``), so discovery stays light and classes here keep their identity. The sweep loop
+itself is ``deepdepth.sweep.Sweep`` (no Hydra), the search ``deepdepth.search``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
+from hydra.errors import CompactHydraException
+from omegaconf import DictConfig, OmegaConf
+
+from deepdepth.search import make_search
+from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepError, plan, scan
+from deepdepth.sweep.cost import device_name, steps_per_trial
+from deepdepth.sweep.trials import Job, Outcome
+
+log = logging.getLogger("deepdepth.sweep")
+MNIST_SIZES = (60000, 10000)
+
+
+class BisectError(CompactHydraException):
+    """A user-facing sweep error: Hydra prints its message without a traceback."""
+
+
+class HydraBackend:
+    """Composes and launches jobs through whatever Hydra launcher is configured."""
+
+    def __init__(self, hydra_context, config: DictConfig, launcher):
+        self.hydra_context, self.config, self.launcher = hydra_context, config, launcher
+        self.parallelism = max(1, int(OmegaConf.select(config, "hydra.launcher.n_jobs", default=1) or 1))
+
+    def load(self, overrides: list[str]) -> DictConfig:
+        try:
+            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ValueError(f"does not compose: {type(e).__name__}: {first}") from None
+
+    def compose(self, overrides: list[str]) -> Composed:
+        return composed(self.load(overrides))
+
+    def launch(self, jobs: list[Job], start: int) -> list[Outcome]:
+        try:
+            rets = list(self.launcher.launch([j.overrides for j in jobs], initial_job_idx=start))
+        except Exception as e:  # e.g. submitit when SLURM kills a job: the sweep reads back what finished
+            log.error("bisect: launcher raised %s: %s", type(e).__name__, e)
+            return [Outcome(error=f"launcher: {type(e).__name__}: {e}") for _ in jobs]
+        return [outcome(start + i, job, ret) for i, (job, ret) in enumerate(zip(jobs, rets))]
+
+
+def outcome(num: int, job: Job, ret) -> Outcome:
+    job_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
+    if ret.status == JobStatus.COMPLETED and isinstance(ret.return_value, dict):
+        return Outcome(result=ret.return_value, job_dir=job_dir)
+    try:
+        value = ret.return_value  # re-raises the job's exception
+        error = f"job returned {type(value).__name__}, not a result dict"
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+    log.error("bisect: job #%d (%s) failed: %s", num, " ".join(job.overrides), error)
+    return Outcome(error=error, job_dir=job_dir)
+
+
+def composed(cfg: DictConfig) -> Composed:
+    train = cfg.data.get("train_samples") or MNIST_SIZES[0]
+    test = cfg.data.get("test_samples") or MNIST_SIZES[1]
+    batch, epochs = int(cfg.data.batch_size), int(cfg.trainer.max_epochs)
+    return Composed(model=OmegaConf.select(cfg, "model.name"), lr=OmegaConf.select(cfg, "optim.lr"),
+                    protocol=str(cfg.get("protocol", "correct")), norm=bool(cfg.model.get("norm", True)),
+                    steps=steps_per_trial(epochs, train, test, batch), train_steps=epochs * math.ceil(train / batch))
+
+
+def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], int]:
+    """Cartesian grid of the non-k arguments, parsed exactly as the basic sweeper does."""
+    parser = OverridesParser.create(config_loader=config_loader)
+    kept, base_seed = [], 0
+    for o in parser.parse_overrides(arguments):
+        key = o.get_key_element().lstrip("+~")
+        if key == "k":
+            raise BisectError("bisect sweeper: k is the searched depth and cannot be set or swept; "
+                              "use hydra.sweeper.lower / upper / step")
+        if key == "replicas":
+            raise BisectError("bisect sweeper: replicas is set by the sweeper; use hydra.sweeper.seeds")
+        if key == "seed":
+            if o.is_sweep_override():
+                raise BisectError("bisect sweeper: seed cannot be swept; use hydra.sweeper.seeds=N "
+                                  "(trials seed .. seed+N-1 per probe)")
+            base_seed = o.value()
+            if isinstance(base_seed, bool) or not isinstance(base_seed, int) or base_seed < 0:
+                raise BisectError(f"bisect sweeper: seed must be a non-negative integer, got seed={base_seed!r}")
+            continue
+        kept.append(o)
+    return BasicSweeper.split_arguments(kept, None)[0], base_seed
+
+
+def bound_for(overrides: list[str], upper: int, upper_for: dict) -> int:
+    """A combination's bound: the first ``upper_for`` entry it matches, keyed by a grid value
+    (``resnet: 900``) or, where values are ambiguous, a whole override (``"model=resnet": 900``)."""
+    for o in overrides:
+        for key in (o, o.split("=", 1)[-1]):
+            if key in upper_for:
+                return upper_for[key]
+    return upper
+
+
+def hint_for(model: Optional[str], hints: Any) -> Optional[int]:
+    """The depth a search starts from: ``hints: reference`` reads the original study's k*."""
+    if hints in (None, "none"):
+        return None
+    if hints == "reference":
+        from deepdepth.reference import REFERENCE
+        ref = REFERENCE.get(model)
+        return getattr(ref, "k_star", None) if ref is not None else None
+    return dict(hints).get(model)
+
+
+def build_searches(grid: list[list[str]], opts: dict, base_seed: int) -> list:
+    kw = {k: opts[k] for k in ("lower", "step", "parallel", "seeds", "rule", "confirm")}
+    upper_for = {o.replace(" ", ""): int(u) for o, u in (opts.get("upper_for") or {}).items()}
+    refine = {k: v for k, v in dict(opts.get("refine") or {}).items() if v is not None}
+    out = []
+    for overrides in grid:
+        search = make_search(opts.get("search") or "gallop", **kw, seed=base_seed,
+                             upper=bound_for(overrides, opts["upper"], upper_for))
+        if refine.get("width") is not None:
+            from deepdepth.search import Refine
+            search = Refine(search, **refine)
+        out.append(search)
+    return out
+
+
+def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, hints) -> list[Combo]:
+    """Compose and validate every combination before any training, so a typo in the grid or a
+    non-positive lr is one clear error now, not a column of 'untrainable' after hours."""
+    from deepdepth.config import validate
+    from deepdepth.models import check_depth
+
+    combos, bad = [], []
+    for i, (overrides, search) in enumerate(zip(grid, searches)):
+        try:
+            for k in search.grid[:2]:
+                check_depth(k)  # lower and lower+step: every grid depth is then a multiple of 3
+            cfg = backend.load(overrides + [f"k={search.lower}", f"seed={search.seeds[0]}",
+                                            f"replicas={len(search.seeds)}"])
+            validate(cfg)
+            combos.append(Combo(i, overrides, search, composed(cfg)))
+        except Exception as e:
+            bad.append(f"{' '.join(overrides) or '(defaults)'}: {e}")
+    if bad:
+        raise BisectError("bisect sweeper: no trial started; fix these combinations first:\n  " + "\n  ".join(bad))
+    for c in combos:  # the hint needs the composed model name
+        inner = getattr(c.search, "base", c.search)
+        if hasattr(inner, "hint") and inner.hint is None:
+            inner.hint = hint_for(c.info.model, hints)
+    return combos
+
+
+def assumed_limits(combos: list[Combo], plan_limits: Optional[dict]) -> tuple[dict, list[str]]:
+    """The limits a plan assumes: ``plan_limits`` by model, else the reference k*, else half the bound."""
+    from deepdepth.reference import REFERENCE
+
+    limits, notes = {}, []
+    for c in combos:
+        model, s = c.info.model, getattr(c.search, "base", c.search)
+        if plan_limits and model in plan_limits:
+            limits[c.index], source = int(plan_limits[model]), "plan_limits"
+        elif model in REFERENCE:
+            limits[c.index], source = REFERENCE[model].k_star, "reference k*"
+        else:
+            limits[c.index], source = s.upper // 2, "no reference: half its bound"
+        notes.append(f"  {' '.join(c.overrides) or '(defaults)'}: assumed limit {limits[c.index]} ({source}), "
+                     f"bound {s.upper}")
+    return limits, notes
+
+
+def local_device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+
+
+def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
+    opts, config = sweeper.options, sweeper.config
+    backend = HydraBackend(sweeper.hydra_context, config, sweeper.launcher)
+    sweep_dir = Path(config.hydra.sweep.dir)
+    params = [f"{k}={v}" for k, v in (opts.get("params") or {}).items()]
+    grid, base_seed = parse_grid(sweeper.hydra_context.config_loader, params + list(arguments))
+    try:
+        searches = build_searches(grid, opts, base_seed)
+    except ValueError as e:
+        raise BisectError(f"bisect sweeper: {e}") from None
+    combos = check_combos(backend, grid, searches, opts.get("hints"))
+    found, next_num = scan(sweep_dir, config.hydra.output_subdir) if sweep_dir.exists() else ({}, 0)
+    device = opts.get("device") or "auto"
+    here = local_device() if device == "auto" else device
+    options = Options(retries=opts["retries"], pack=opts["pack"], time_budget=opts.get("time_budget"))
+    limits, notes = assumed_limits(combos, opts.get("plan_limits"))
+    if opts.get("dry_run"):
+        return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto")
+    planned = plan(combos, limits, device_name(here), options, found, backend.parallelism)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    from deepdepth.sweep.lock import sweep_lock
+
+    with sweep_lock(sweep_dir, wait=bool(opts.get("wait_for_lock"))):
+        found, next_num = scan(sweep_dir, config.hydra.output_subdir)  # again, now that the dir is ours
+        if found:
+            log.info("bisect: resuming, %d finished trials found in %s", len(found), sweep_dir)
+        header = {k: v for k, v in opts.items() if k not in ("params", "upper_for", "plan_limits")}
+        sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
+                      header=header, rescan=lambda: scan(sweep_dir, config.hydra.output_subdir),
+                      planned=(planned.jobs, planned.work))
+        try:
+            rows = sweep.run()
+        except SweepError as e:
+            raise BisectError(str(e)) from None
+    for c in combos:
+        s = c.search
+        log.info("bisect %s: k*=%s%s, %s, %d rounds, %d trials", " ".join(c.overrides) or "(defaults)", s.k_star,
+                 " (censored: the limit is at least the bound)" if s.censored else "",
+                 "done" if s.done else "unfinished", s.rounds, sum(len(h["verdicts"]) for h in s.history))
+    history = sweep.history
+    if history and all(t.status == "failed" for t in history):
+        first = next(t.error for t in history if t.error)
+        raise BisectError(f"bisect sweeper: all {len(history)} trials failed; first error: "
+                          f"{first} (see {sweep_dir / 'history.csv'})")
+    return rows
+
+
+def print_plan(combos, limits, notes, here, options, found, parallelism, auto) -> list:
+    """The dry run: the plan on this device (and on the study's GPUs when this is a CPU)."""
+    devices = [device_name(here)]
+    if auto and devices == ["cpu"]:
+        devices = ["cpu", "h100", "h200"]  # no GPU here: what the study would take on one
+    plans = [plan(combos, limits, d, options, found, parallelism) for d in devices]
+    print("bisect dry run: nothing is trained. Assumed limits (a trial trains iff k <= its limit):")
+    print("\n".join(notes))
+    print("rounds (jobs: model@depth x replicas):")
+    print("\n".join(plans[-1].lines))
+    if found:
+        print(f"{len(found)} finished trials in the sweep dir are not counted")
+    for p in plans:
+        print(p.summary())
+    return []

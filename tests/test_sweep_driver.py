@@ -1,0 +1,119 @@
+"""The sweep loop without Hydra: a fake backend trains instantly from an oracle, a fake clock
+charges each job, so sharing, retries, the time budget and the plan are tested in milliseconds."""
+import pytest
+
+from deepdepth.search import DepthSearch, GallopSearch
+from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, plan
+from deepdepth.sweep.cost import duration, steps_per_trial
+from deepdepth.sweep.records import Finished
+
+
+class FakeBackend:
+    """Trains ``job.k <= limit`` for every seed; each job costs ``seconds`` on the fake clock."""
+
+    def __init__(self, limits, seconds=10.0, fail=(), disk=None, combos=None):
+        self.limits, self.seconds, self.fail = limits, seconds, set(fail)
+        self.now, self.launched, self.parallelism = 0.0, [], 1
+        self.disk, self.combos = disk, combos  # finished trials, as a resume would find them
+
+    def compose(self, overrides):
+        return None
+
+    def launch(self, jobs, start):
+        out = []
+        for job in jobs:
+            self.now += self.seconds
+            self.launched.append((job.combo, job.k, tuple(job.seeds)))
+            if (job.combo, job.k) in self.fail:
+                self.fail.discard((job.combo, job.k))  # fails once, then the retry succeeds
+                out.append(Outcome(error="RuntimeError: boom"))
+                continue
+            trials = [{"seed": s, "trainable": job.k <= self.limits[job.combo], "train_err": [0.1],
+                       "test_err": [0.1]} for s in job.seeds]
+            result = {"k": job.k, "trials": trials, "seconds": self.seconds, "model": "m"}
+            out.append(Outcome(result=result, job_dir=f"/jobs/{start}"))
+            if self.disk is not None:
+                for t in trials:
+                    key = (self.combos[job.combo].key, job.k, t["seed"])
+                    assert key not in self.disk  # never trained twice
+                    self.disk[key] = Finished(t, result, "/x", start)
+        return out
+
+
+def combo(i, overrides, norm=False, search=None, model="cnn_tanh"):
+    return Combo(i, overrides, search or GallopSearch(upper=24, seeds=2, parallel=2),
+                 Composed(model=model, lr=0.01, protocol="correct", norm=norm, steps=10, train_steps=10))
+
+
+def make(combos, backend, **options):
+    return Sweep(None, combos, backend, CostModel("cpu"), Options(write=False, **options), clock=lambda: backend.now)
+
+
+def test_protocol_free_combinations_share_every_trial():
+    combos = [combo(0, ["model=cnn_tanh", "protocol=correct"]), combo(1, ["model=cnn_tanh", "protocol=original"])]
+    backend = FakeBackend({0: 9, 1: 9})
+    sweep = make(combos, backend)
+    rows = sweep.run()
+    assert [r["k_star"] for r in rows] == [9, 9]
+    assert all(c == 0 for c, _, _ in backend.launched)  # trained once, for the first combination
+    shared = [t for t in sweep.history if t.status == "shared"]
+    assert len(shared) == rows[1]["trials"] and {t.shared_from for t in shared} == {0}
+
+
+def test_batchnorm_combinations_train_their_own_trials():
+    combos = [combo(0, ["model=resnet", "protocol=correct"], norm=True),
+              combo(1, ["model=resnet", "protocol=original"], norm=True)]
+    backend = FakeBackend({0: 9, 1: 6})
+    rows = make(combos, backend).run()
+    assert [r["k_star"] for r in rows] == [9, 6] and {c for c, _, _ in backend.launched} == {0, 1}
+
+
+def test_failed_job_is_retried():
+    backend = FakeBackend({0: 9}, fail={(0, 3)})
+    sweep = make([combo(0, ["model=a"])], backend, retries=1)
+    rows = sweep.run()
+    assert rows[0]["k_star"] == 9 and rows[0]["failed_trials"] == 2
+    assert [t.attempt for t in sweep.history if t.k == 3 and t.status == "failed"] == [0, 0]
+
+
+def test_time_budget_stops_before_a_job_predicted_to_end_late_and_resume_finishes():
+    limits, disk, runs = {0: 12, 1: 6}, {}, 0
+    while True:
+        combos = [combo(0, ["model=a"]), combo(1, ["model=b"])]
+        backend = FakeBackend(limits, seconds=10, disk=disk, combos=combos)
+        sweep = make(combos, backend, time_budget=35)
+        sweep.cost.scale = 5.0  # the model predicts ~10 s a job, as measured
+        sweep.found = dict(disk)
+        rows = sweep.run()
+        runs += 1
+        assert backend.now <= 35  # no job ends past the budget
+        if all(r["done"] for r in rows):
+            break
+        assert sweep.out_of_time and not any(r["done"] and r["k_star"] is None for r in rows) and runs < 10
+    assert runs > 1 and [r["k_star"] for r in rows] == [12, 6]
+
+
+def test_plan_matches_what_the_sweep_launches_under_its_assumed_limits():
+    combos = [combo(0, ["model=a"], search=GallopSearch(upper=300, seeds=3, parallel=3, hint=150)),
+              combo(1, ["model=b"], search=DepthSearch(upper=24, seeds=3))]
+    p = plan(combos, {0: 156, 1: 12}, "h200", Options())
+    backend = FakeBackend({0: 156, 1: 12})
+    make(combos, backend).run()
+    assert p.jobs == len(backend.launched)
+    assert p.work == sum(k * len(seeds) * 10 for _, k, seeds in backend.launched)
+    assert combos[0].search.rounds > 0 and p.summary().startswith(f"plan: {p.jobs} jobs")
+    assert p.seconds == pytest.approx(sum(CostModel("h200").job_seconds(k, len(s), 10) for _, k, s in backend.launched))
+
+
+def test_cost_model():
+    h200 = CostModel("h200")
+    assert h200.ms_per_replica_layer_step(16) == pytest.approx(18.4 / 447)
+    assert 41 / 447 > h200.ms_per_replica_layer_step(8) > 18.4 / 447  # log-interpolated
+    assert h200.ms_per_replica_layer_step(64) == h200.ms_per_replica_layer_step(32)  # clamped
+    before = h200.job_seconds(447, 16, 745)
+    h200.calibrate(447, 16, 745, 2 * before)
+    assert h200.scale == pytest.approx(2.0) and h200.job_seconds(447, 16, 745) == pytest.approx(2 * before)
+    assert steps_per_trial(3, 60000, 10000, 256) == pytest.approx(3 * (235 + 40 / 3))
+    assert duration(59) == "59s" and duration(61) == "1m01s" and duration(3700) == "1h01m"
+    with pytest.raises(ValueError, match="unknown device"):
+        CostModel("tpu")
