@@ -102,7 +102,7 @@ def check_equivalence() -> dict:
     and between two plain runs (the GPU's own run-to-run noise, e.g. atomics in conv backward)."""
     from deepdepth.data import ShuffledBatches, load_mnist
     from deepdepth.models import build_model
-    from deepdepth.module import DepthClassifier
+    from deepdepth.module import DepthClassifier, sgd
     from deepdepth.step import TrainStep
     train_x, train_y, _, _ = load_mnist(common.DATA)
     x_gpu, y_gpu = train_x[:5120].to(DEVICE), train_y[:5120].to(DEVICE)
@@ -110,19 +110,16 @@ def check_equivalence() -> dict:
     for model in ("resnet", "cnn_elu_bn"):
         losses = {}
         for use_graph in (False, True, "again"):
-            module = DepthClassifier(build_model(model, 24, seeds=[3, 4]).to(DEVICE), lr=0.01)
+            module = DepthClassifier(build_model(model, 24, seeds=[3, 4]).to(DEVICE), optim=sgd(lr=0.01))
             step = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph is True)
             batches = ShuffledBatches(x_gpu, y_gpu, 256, [3, 4], shuffle=True)
             losses[use_graph] = torch.stack([step(x, y, True)[1] for x, y in batches])
             if use_graph is True:
                 out[f"{model}_replays"] = step.replays
+                out[f"{model}_capture_failed"] = step.failed
         out[model] = (losses[True] - losses[False]).abs().max().item()
         out[f"{model}_noise"] = (losses["again"] - losses[False]).abs().max().item()
     return out
-
-
-def common_warm() -> int:
-    return common._timed_verdict_class().WARM
 
 
 def peak(*runs: dict) -> float | None:
@@ -146,37 +143,53 @@ def package(model: str, k: int, replicas: int, steps, overrides=()) -> dict:
         overrides.remove("+cudnn_benchmark")
         torch.backends.cudnn.benchmark = True
     compile_ = "+compile" in overrides
+    callbacks = []
     if compile_:  # fast=compile: torch.compile of each block, then the CUDA graph
         overrides[overrides.index("+compile")] = "fast=compile"
-        import torch._dynamo as dynamo
-
-        import deepdepth.train as dt
-        build = dt.build
-
-        def build_with_backend(cfg):  # --dry-run: the aot_eager backend (no code generation)
-            data, module = build(cfg)
-            module.compile_backend = COMPILE_BACKEND
-            return data, module
-        dt.build = build_with_backend
+        callbacks.append(compile_backend_callback(COMPILE_BACKEND))  # --dry-run: aot_eager (no code generation)
     try:
         if steps is None:  # a whole 1-epoch trial
-            one = common.package_trial(model, k, 1, replicas, overrides=overrides)
+            one = common.package_trial(model, k, 1, replicas, overrides=overrides, callbacks=callbacks)
             t = one["timing"]
             return {"epoch_s": one["wall_s"], "steady_epoch_s": t["train_s"] + t["test_s"],
                     "step_ms": 1000 * t["step_s"], "how": "1-epoch trial, measured whole",
-                    "peak_mem_mb": one["peak_mem_mb"], "test_err": one["trials"][0]["test_err"]}
-        run = common.package_trial(model, k, 1, replicas, overrides=overrides + [f"data.train_samples={steps * 256}"])
+                    "peak_mem_mb": one["peak_mem_mb"], "test_err": one["trials"][0]["test_err"],
+                    "cuda_graph": one["cuda_graph"]}
+        run = common.package_trial(model, k, 1, replicas, overrides=overrides + [f"data.train_samples={steps * 256}"],
+                                   callbacks=callbacks)
         t = run["timing"]
-        fixed = run["wall_s"] - (t["steps"] - common_warm()) * t["step_s"] - t["test_s"]
-        return {"epoch_s": fixed + (EPOCH_STEPS - common_warm()) * t["step_s"] + t["test_s"],
+        fixed = run["wall_s"] - (t["steps"] - common.WARM_STEPS) * t["step_s"] - t["test_s"]
+        return {"epoch_s": fixed + (EPOCH_STEPS - common.WARM_STEPS) * t["step_s"] + t["test_s"],
                 "step_ms": 1000 * t["step_s"], "test_s": t["test_s"], "fixed_s": fixed,
                 "how": f"trial of {steps} steps, extrapolated", "wall_s": run["wall_s"],
-                "peak_mem_mb": run["peak_mem_mb"], "diverged": [x["diverged"] for x in run["trials"]]}
+                "peak_mem_mb": run["peak_mem_mb"], "diverged": [x["diverged"] for x in run["trials"]],
+                "cuda_graph": run["cuda_graph"]}
     finally:
         torch.backends.cudnn.benchmark = False
         if compile_:
-            dt.build = build
+            import torch._dynamo as dynamo
             dynamo.reset()
+
+
+def compile_backend_callback(backend: str):
+    """Sets the module's torch.compile backend before its blocks are compiled (on_train_start)."""
+    import lightning as L
+
+    class CompileBackend(L.Callback):
+        def setup(self, trainer, pl_module, stage):
+            pl_module.compile_backend = backend
+
+    return CompileBackend()
+
+
+def graph_note(run: dict) -> str:
+    """The CUDA graph's part in a run, for the table: replayed steps, or why none were."""
+    g = run.get("cuda_graph") or {}
+    if g.get("failed"):
+        return f"; CUDA graph capture FAILED ({g['failed'][:60]}), ran eagerly"
+    if g.get("used"):
+        return f"; graph replays {g['replays']}, eager {g['eager_steps']}"
+    return "; no CUDA graph" if g else ""
 
 
 def attempt(results: dict, name: str, fn, *args, timeout: float | None = None, **kw):
@@ -233,7 +246,7 @@ def main() -> None:
             continue
         per_replica = pkg["epoch_s"] / replicas
         rows.append(["", "package (epoch + test, capture incl.)" + (", per replica" if replicas > 1 else ""),
-                     "", fmt(per_replica), f"{ref_epoch / per_replica:.1f}x", mem(pkg), pkg["how"]])
+                     "", fmt(per_replica), f"{ref_epoch / per_replica:.1f}x", mem(pkg), pkg["how"] + graph_note(pkg)])
         if "steady_epoch_s" in pkg:
             rows.append(["", "package, its epoch + test inside the trial", "", fmt(pkg["steady_epoch_s"]),
                          f"{ref_epoch / pkg['steady_epoch_s']:.1f}x", "",
@@ -246,7 +259,8 @@ def main() -> None:
             rows.append([f"({name})", "package", "", "-", "-", "-", r["error"]])
         else:
             rows.append([f"({name})", "package", "", fmt(r["epoch_s"]), f"{ref_a_epoch / r['epoch_s']:.1f}x",
-                         mem(r), f"{r['how']}; {fmt(r.get('step_ms'), '.1f')} ms/step, {fmt(r.get('fixed_s'), '.1f')} s fixed"])
+                         mem(r), f"{r['how']}; {fmt(r.get('step_ms'), '.1f')} ms/step, {fmt(r.get('fixed_s'), '.1f')} s fixed"
+                         + graph_note(r)])
 
     eq = res.get("equivalence", {})
     text = "\n".join([
@@ -255,7 +269,9 @@ def main() -> None:
         f"fast (CUDA graph) vs plain step, max |loss difference| over 20 steps of k=24, 2 replicas: "
         f"resnet {fmt(eq.get('resnet'), '.2e')}, cnn_elu_bn {fmt(eq.get('cnn_elu_bn'), '.2e')} "
         f"(plain vs plain: {fmt(eq.get('resnet_noise'), '.2e')}, {fmt(eq.get('cnn_elu_bn_noise'), '.2e')}; "
-        f"graph replays: {eq.get('resnet_replays', '-')}){'; ' + eq['error'] if 'error' in eq else ''}",
+        f"graph replays: {eq.get('resnet_replays', '-')}"
+        f"{'; capture FAILED: ' + str(eq['resnet_capture_failed']) if eq.get('resnet_capture_failed') else ''})"
+        f"{'; ' + eq['error'] if 'error' in eq else ''}",
         "seconds per training epoch (235 steps) + the 10,000-image test pass; speed-up against the reference",
         common.table(rows, ["workload", "run", "train + test s", "epoch s", "speed-up", "peak MiB", "how"]),
     ])

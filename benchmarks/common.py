@@ -24,6 +24,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("DEEPDEPTH_DATA", ROOT.parent / "shared" / "data"))
+WARM_STEPS = 5  # steps 1-5 hold warm-up, CUDA-graph capture and compilation: not in the steady step time
 RAW_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -167,30 +168,26 @@ def package_config(model: str, k: int, epochs: int = 1, replicas: int = 1, seed:
         return compose(config_name="train", overrides=args)
 
 
-def _timed_verdict_class():
-    """The package's Trainability callback, plus timestamps of the first training epoch (the
-    device synchronised at four points only, so the timing does not slow the steps)."""
-    from deepdepth.callbacks import Trainability
+def step_timer():
+    """A Lightning callback that timestamps the first training epoch, the device synchronised
+    at four points only, so the timing does not slow the steps (Lightning imported only here,
+    when a trial runs)."""
+    import lightning as L
 
-    class TimedTrainability(Trainability):
-        WARM = 5  # steps 1-5 hold warm-up, CUDA-graph capture and compilation
-        last = None
+    class Timer(L.Callback):
+        WARM = WARM_STEPS
 
-        def __init__(self, *args, **kw):
-            super().__init__(*args, **kw)
+        def __init__(self):
             self.times: dict[str, float] = {}
-            TimedTrainability.last = self
 
         def _now(self, pl_module) -> float:
             _sync(pl_module.device)
             return time.perf_counter()
 
         def on_train_start(self, trainer, pl_module):
-            super().on_train_start(trainer, pl_module)
             self.times["train_start"] = self._now(pl_module)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
             if trainer.current_epoch == 0:
                 self.times["steps"] = batch_idx + 1
                 if batch_idx + 1 == self.WARM:
@@ -216,41 +213,39 @@ def _timed_verdict_class():
                     out["first_steps_s"] = t["warm"] - t["train_start"]
             return out
 
-    return TimedTrainability
+    return Timer()
 
 
 def package_trial(model: str, k: int, epochs: int = 1, replicas: int = 1, seed: int = 0,
-                  overrides: list[str] = (), cold: bool = True) -> dict:
+                  overrides: list[str] = (), cold: bool = True, callbacks: list = ()) -> dict:
     """Run ``deepdepth.train.train`` (one trial: build, load data, fit, test) and time it.
 
     ``cold`` drops the in-process MNIST cache first, so the figure includes reading and
     decompressing the data set, as a fresh ``python -m deepdepth.train`` does. The result gets
     ``wall_s`` (the whole call) and ``timing`` (first epoch: ``train_s``, ``test_s``, the steady
     ``step_s`` after the first 5 steps, ``first_steps_s``), plus ``peak_mem_mb`` on a GPU.
+    ``callbacks`` go to the trial beside the timer.
     """
     import logging
 
-    import deepdepth.train as dt
     from deepdepth import data
+    from deepdepth.train import train
     cfg = package_config(model, k, epochs, replicas, seed, overrides)
     if cold:
         data._CACHE.clear()
     for name in ("lightning", "lightning.pytorch", "deepdepth"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("deepdepth.step").setLevel(logging.WARNING)  # a failed CUDA-graph capture shows
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    timed, plain = _timed_verdict_class(), dt.Trainability
-    dt.Trainability = timed
-    try:
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            result = dt.train(cfg, output_dir=out, sweeping=True)
-            seconds = time.perf_counter() - start
-    finally:
-        dt.Trainability = plain
+    timer = step_timer()
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        result = train(cfg, output_dir=out, callbacks=[timer, *callbacks], interactive=False)
+        seconds = time.perf_counter() - start
     result["wall_s"] = seconds
-    result["timing"] = timed.last.summary() if timed.last else {}
+    result["timing"] = timer.summary()
     result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return result
 

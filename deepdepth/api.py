@@ -20,4 +20,4 @@ def run_trial(*overrides: str, output_dir: str | Path | None = None) -> dict:
     """Train one trial in this process and return its result record (the dict of result.json)."""
     from .train import train  # Lightning is imported only when a trial runs
     output_dir = Path(output_dir or tempfile.mkdtemp(prefix="deepdepth-"))
-    return train(compose_config(*overrides), output_dir, sweeping=True)
+    return train(compose_config(*overrides), output_dir, interactive=False)

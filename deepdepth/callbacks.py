@@ -15,6 +15,11 @@ log = logging.getLogger("deepdepth")
 class Trainability(L.Callback):
     """Decides, per replica, whether the network trained; stops a trial whose losses all went non-finite.
 
+    A verdict needs the whole trial: every epoch trained to its last batch and the test error
+    measured after the last step. A trial cut short (``trainer.max_steps``, ``max_time``) or a
+    debug run (``fast_dev_run``) gives ``trainable: None`` for each replica that did not
+    diverge (divergence is a verdict whenever it happens); ``complete`` and ``debug`` say why.
+
     The finiteness check reads each step's losses through a non-blocking copy to pinned memory,
     processed once the GPU has finished that step, so on a GPU it never stalls the launch queue
     (it waits only if the CPU runs more than MAX_PENDING steps ahead, and at the end of each
@@ -28,13 +33,28 @@ class Trainability(L.Callback):
         self.print_epochs = print_epochs
         self.diverged_at: list[int | None] = []
         self.verdicts: list[dict] = []
+        self.complete = False   # every epoch trained whole, then tested
+        self.debug = False      # a fast_dev_run: never a verdict
+        self._epochs_whole = 0
+        self._batches = 0
+        self._untested = False  # a training step since the last test pass
         self._pending: deque[tuple[torch.Tensor, torch.cuda.Event | None, int]] = deque()
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.diverged_at = [None] * pl_module.net.replicas
         self._pending.clear()
+        self._epochs_whole, self._untested = 0, False
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._batches = 0
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._untested = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._batches += 1
+        self._untested = True
         losses = outputs["replica_loss"]
         finite = torch.isfinite(losses)
         if losses.device.type == "cuda":
@@ -68,10 +88,11 @@ class Trainability(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._check_pending(trainer)
+        self._epochs_whole += self._batches == trainer.num_training_batches
         hist = pl_module.history
-        if not hist["train_err"] or not self.print_epochs:
-            return
-        epochs, epoch = trainer.max_epochs, len(hist["train_err"]) - 1
+        if not hist["train_err"] or self._untested or not self.print_epochs:
+            return  # no test pass after this epoch's last step: nothing to tell
+        epochs, epoch = trainer.max_epochs, trainer.current_epoch
         for s, (tr, te) in enumerate(zip(hist["train_err"][-1], hist["test_err"][-1])):
             prefix = "" if pl_module.net.replicas == 1 else f"[seed {pl_module.net.seeds[s]}] "
             log.info(prefix + epoch_line(epoch, epochs, tr, te))
@@ -79,6 +100,9 @@ class Trainability(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         self._check_pending(trainer)
         hist = pl_module.history
+        self.debug = bool(trainer.fast_dev_run)
+        self.complete = self._epochs_whole >= trainer.max_epochs and not self._untested
+        judged = self.complete and not self.debug
         self.verdicts = []
         for s, seed in enumerate(pl_module.net.seeds):
             train_err = [e[s] for e in hist["train_err"]]
@@ -86,8 +110,8 @@ class Trainability(L.Callback):
             diverged = self.diverged_at[s] is not None
             self.verdicts.append({
                 "seed": seed, "train_err": train_err, "test_err": test_err,
-                "trainable": is_trainable(train_err[-1] if train_err else None,
-                                          test_err[-1] if test_err else None,
-                                          self.threshold, self.criterion, diverged),
+                "trainable": None if self.debug or not (judged or diverged) else
+                is_trainable(train_err[-1] if train_err else None, test_err[-1] if test_err else None,
+                             self.threshold, self.criterion, diverged),
                 "diverged": diverged, "diverged_epoch": self.diverged_at[s],
             })

@@ -1,34 +1,92 @@
-"""One trial per GPU: jobs of a parallel sweep on one machine claim a GPU through a lock file."""
+"""GPU slots: jobs of a parallel sweep on one machine claim a GPU slot through lock files.
+
+Each GPU has ``jobs_per_device`` slots; a job holds one for its trial, so parallel joblib
+workers on a one-GPU machine queue for it instead of piling onto it. Locks live in a folder
+per user (``DEEPDEPTH_LOCK_DIR``, else ``<tmp>/deepdepth-locks-<uid>``) and are named by the
+GPU's UUID where known, so jobs that see the GPUs in different orders (CUDA_VISIBLE_DEVICES)
+still agree. The OS releases a lock when its process dies, so a killed job never strands a slot.
+"""
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import tempfile
 import time
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
+
+def lock_dir() -> Path:
+    """The folder of GPU locks: ``DEEPDEPTH_LOCK_DIR``, else one private to this user."""
+    if os.environ.get("DEEPDEPTH_LOCK_DIR"):
+        return Path(os.environ["DEEPDEPTH_LOCK_DIR"])
+    return Path(tempfile.gettempdir()) / f"deepdepth-locks-{os.getuid()}"
+
+
+def gpu_names(count: int) -> list[str]:
+    """A stable name per visible GPU: its UUID where the driver reports one, else its index."""
+    import torch
+
+    names = []
+    for index in range(count):
+        try:
+            names.append("gpu-" + str(torch.cuda.get_device_properties(index).uuid))
+        except Exception:  # an older driver or torch: the index, as the process sees it
+            names.append(f"gpu{index}")
+    return names
+
+
+def _open_lock(path: Path) -> int | None:
+    """A descriptor to flock ``path``, or None when no file there can be opened. A lock file
+    left by another user (0644: not ours to write) is opened read-only, which flock accepts; one
+    we cannot even read is sidestepped with a name of our own beside it."""
+    for candidate, flags in ((path, os.O_RDWR | os.O_CREAT), (path, os.O_RDONLY),
+                             (path.with_name(f"{path.name}.uid{os.getuid()}"), os.O_RDWR | os.O_CREAT)):
+        try:
+            return os.open(candidate, flags, 0o600)
+        except OSError:
+            continue
+    return None
+
 
 @contextlib.contextmanager
-def claim_gpu(count: int, lock_dir: str | os.PathLike | None = None, poll: float = 0.5):
-    """Hold an exclusive lock on one of ``count`` GPUs for the duration of the block; yield its index.
-
-    Locks are released by the OS if the process dies, so a killed job never strands a GPU.
-    """
-    lock_dir = Path(lock_dir or os.environ.get("DEEPDEPTH_LOCK_DIR", tempfile.gettempdir()))
-    lock_dir.mkdir(parents=True, exist_ok=True)
+def claim_gpu(count: int, folder: str | os.PathLike | None = None, poll: float = 0.5,
+              jobs_per_device: int = 1, names: list[str] | None = None):
+    """Hold one of ``jobs_per_device`` slots of one of ``count`` GPUs for the block; yield the
+    GPU's index. Waits (polling every ``poll`` s) while every slot is taken."""
+    if jobs_per_device < 1:
+        raise ValueError(f"gpu_jobs_per_device must be at least 1, got {jobs_per_device!r}")
+    folder = Path(folder) if folder is not None else lock_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    names = names or [f"gpu{i}" for i in range(count)]
+    slots = [(index, folder / f"{names[index]}-slot{slot}.lock")
+             for slot in range(jobs_per_device) for index in range(count)]  # spread jobs over GPUs first
+    waited = False
     while True:
-        for index in range(count):
-            handle = open(lock_dir / f"deepdepth-gpu{index}.lock", "w")
+        opened = 0
+        for index, path in slots:
+            fd = _open_lock(path)
+            if fd is None:
+                continue
+            opened += 1
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
                 continue
             try:
                 yield index
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
             return
+        if not opened:
+            raise OSError(f"cannot create GPU lock files in {folder}; set DEEPDEPTH_LOCK_DIR to a folder of yours")
+        if not waited:
+            log.info("waiting for a free GPU slot (%d GPU(s) x %d job(s) each; locks in %s)",
+                     count, jobs_per_device, folder)
+            waited = True
         time.sleep(poll)

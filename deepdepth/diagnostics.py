@@ -73,19 +73,18 @@ def _finite(values):
 class SignalDiagnostics(L.Callback):
     """Writes ``diagnostics.json`` (and ``diagnostics.png`` when ``plot``) into the trainer's log dir."""
 
-    def __init__(self, filename: str = "diagnostics.json", plot: bool = True, directory: str | None = None):
-        self.filename, self.plot, self.directory = filename, plot, directory
+    def __init__(self, filename: str = "diagnostics.json", plot: bool = True):
+        self.filename, self.plot = filename, plot
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.records: list[dict] = []
         self.header: dict = {}
-        self.batches = 0  # training batches seen (global_step stays 0 under manual optimisation)
 
     def path(self, trainer) -> Path:
-        return Path(self.directory or trainer.log_dir or trainer.default_root_dir) / self.filename
+        return Path(trainer.log_dir or trainer.default_root_dir) / self.filename
 
     def on_train_start(self, trainer, pl_module) -> None:
         net = pl_module.net
-        self.batch, self.records, self.batches = None, [], 0
+        self.batch, self.records = None, []
         self.header = {"k": len(conv_blocks(net)), "replicas": net.replicas, "seeds": list(getattr(net, "seeds", [])),
                        "layers": layer_table(net)}
 
@@ -93,9 +92,6 @@ class SignalDiagnostics(L.Callback):
         if self.batch is None:  # the first batch, before its optimizer step: the profile at init
             self.batch = (batch[0].detach().clone(), batch[1].detach().clone())
             self._record(trainer, pl_module, epoch=0, label="init")
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.batches += 1
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self.batch is not None:
@@ -110,7 +106,7 @@ class SignalDiagnostics(L.Callback):
         started = time.perf_counter()
         x, y = self.batch
         stats = probe(pl_module.net, lambda a, b: pl_module.replica_losses(a, b)[1], x, y)
-        self.records.append({"epoch": epoch, "label": label, "batches_seen": self.batches,
+        self.records.append({"epoch": epoch, "label": label, "batches_seen": trainer.global_step,
                              "training": pl_module.net.training, "batch": x.shape[0], **stats,
                              "seconds": round(time.perf_counter() - started, 4)})
         path = self.path(trainer)

@@ -1,6 +1,9 @@
 """DepthClassifier: trains one DepthNet (or S packed replicas) with SGD, to the study's protocol."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import hydra.utils
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -11,6 +14,13 @@ from .step import TrainStep
 
 PROTOCOLS = ("correct", "original")
 FAST = ("auto", True, False, "compile")
+
+
+def sgd(lr: float = 0.01, momentum: float = 0.9) -> dict:
+    """The study's optimizer as a ``_target_`` node (conf/optim/sgd.yaml): SGD with momentum.
+    foreach: a handful of multi-tensor kernels per step, for zero_grad too (SGD's default zeroes
+    ~4 grads per block one by one: ~1,800 extra kernels a step for resnet k=447)."""
+    return {"_target_": "torch.optim.SGD", "lr": lr, "momentum": momentum, "foreach": True}
 
 
 def compile_blocks(net: DepthNet, backend: str = "inductor") -> int:
@@ -31,41 +41,48 @@ def compile_blocks(net: DepthNet, backend: str = "inductor") -> int:
 class DepthClassifier(L.LightningModule):
     """SGD (momentum 0.9) on cross-entropy; train error counted while training, test error in eval mode.
 
-    ``protocol="original"`` reproduces the study notebook's quirk: after the first evaluation the
-    network is never put back into training mode, so BatchNorm uses frozen running statistics.
+    ``optim``: the optimizer as a ``_target_`` node taking the parameters first (conf/optim/;
+    default ``sgd()``), instantiated here. ``protocol="original"`` reproduces the study notebook's
+    quirk: after the first evaluation the network is never put back into training mode, so
+    BatchNorm uses frozen running statistics.
     ``fast``: "auto" (the default) captures the training step in a CUDA graph on a GPU, and on
     the CPU runs eagerly, in the channels-last memory layout where that is faster (oneDNN's
     fast path for these thin, grouped convolutions; not for one replica with BatchNorm); True asks for the graph wherever CUDA is available; False is the plain
     eager step in the default layout; "compile" also compiles every block with ``torch.compile``
     (``compile_backend``) before the graph is captured (experimental: compile time counts
     against the trial). Every setting trains the same function, to float rounding.
+
+    Each step is reported to Lightning as one optimizer step, so ``global_step``, ``max_steps``,
+    checkpointing and the loggers' step axes count steps as for any Lightning module.
     """
 
-    def __init__(self, net: DepthNet, lr: float = 0.01, momentum: float = 0.9,
-                 protocol: str = "correct", fast: bool | str = "auto", compile_backend: str = "inductor"):
+    def __init__(self, net: DepthNet, optim: Mapping | None = None, protocol: str = "correct",
+                 fast: bool | str = "auto", compile_backend: str = "inductor"):
         super().__init__()
-        if not lr > 0:
-            raise ValueError(f"optim.lr must be positive, got {lr!r}")
+        optim = dict(optim if optim is not None else sgd())
+        if "lr" in optim and not optim["lr"] > 0:
+            raise ValueError(f"optim.lr must be positive, got {optim['lr']!r}")
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
         if not (fast is True or fast is False or fast in ("auto", "compile")):
             raise ValueError(f"fast must be one of {FAST}, got {fast!r}")
-        self.compile_backend = compile_backend
-        self.net, self.lr, self.momentum, self.protocol, self.fast = net, lr, momentum, protocol, fast
+        self.save_hyperparameters({"k": net.k, "seeds": list(net.seeds), "optim": optim, "protocol": protocol,
+                                   "fast": fast, "compile_backend": compile_backend})
+        self.net, self.optim, self.protocol, self.fast, self.compile_backend = net, optim, protocol, fast, compile_backend
         self.automatic_optimization = False
         self.train_error = ReplicaError(net.replicas)
         self.test_error = ReplicaError(net.replicas)
         self.history: dict[str, list[list[float]]] = {"train_err": [], "test_err": []}
         self.step_runner: TrainStep | None = None
+        self.cuda_graph: dict | None = None  # the step runner's stats, kept when it is released
+        self.trained_on: str | None = None   # the device training ran on (Lightning moves the module back after fit)
         self.channels_last = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def configure_optimizers(self):
-        # foreach: a handful of multi-tensor kernels per step, for zero_grad too (SGD's default
-        # zeroes ~4 grads per block one by one: ~1,800 extra kernels a step for resnet k=447).
-        return torch.optim.SGD(self.net.parameters(), lr=self.lr, momentum=self.momentum, foreach=True)
+        return hydra.utils.instantiate(self.optim, _partial_=True)(self.net.parameters())
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -78,6 +95,7 @@ class DepthClassifier(L.LightningModule):
         return logits, losses
 
     def on_fit_start(self) -> None:
+        self.trained_on = str(self.device)
         # On the CPU, oneDNN's channels-last convolutions are 10-40% faster for these thin and
         # grouped layers, but PyTorch's channels-last BatchNorm is ~10x slower on 4-16 channels:
         # so channels-last unless a single replica has BatchNorm (benchmarks/RESULTS.md).
@@ -94,15 +112,38 @@ class DepthClassifier(L.LightningModule):
             compile_blocks(self.net, self.compile_backend)
         self.step_runner = TrainStep(self.replica_losses, self.optimizers().optimizer, use_graph)
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+    def on_train_end(self) -> None:
+        self.release_step()
+
+    def release_step(self) -> None:
+        """Keep the step's stats and drop the runner, whose CUDA graphs hold a memory pool (the
+        caller then collects it: ``gc.collect()``, ``torch.cuda.empty_cache()``)."""
+        if self.step_runner is not None:
+            self.cuda_graph = self.step_runner.stats()
+            self.step_runner.release()
+            self.step_runner = None
+
+    def on_train_epoch_start(self) -> None:
+        self.train_error.reset()  # the running train error of this epoch
         if self.protocol == "original" and self.current_epoch > 0:
             self.net.eval()  # the notebook's missing model.train() after its first evaluation
 
     def training_step(self, batch, batch_idx: int) -> dict:
         x, y = batch
+        optimizer = self.optimizers()
+        # What LightningOptimizer.step() reports around its step; called here because a
+        # replayed CUDA graph runs the optimizer's kernels without any Python.
+        optimizer._on_before_step()
         logits, losses = self.step_runner(x, y, self.net.training)
+        optimizer._on_after_step()
         self.train_error.update(logits, y)
+        every = self.trainer.log_every_n_steps  # self.log costs ~1 ms: only on steps the loggers write
+        if every and self.global_step % every == 0:
+            self.log("train_loss", losses.mean(), on_step=True, on_epoch=False)
         return {"loss": losses.sum(), "replica_loss": losses}
+
+    def on_validation_epoch_start(self) -> None:
+        self.test_error.reset()
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
@@ -114,8 +155,6 @@ class DepthClassifier(L.LightningModule):
             return
         train_err = self.train_error.compute().reshape(-1)  # torchmetrics squeezes one replica to a scalar
         test_err = self.test_error.compute().reshape(-1)
-        self.train_error.reset()
-        self.test_error.reset()
         self.history["train_err"].append(train_err.tolist())
         self.history["test_err"].append(test_err.tolist())
         for s in range(self.net.replicas):

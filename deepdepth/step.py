@@ -5,8 +5,11 @@ launch latency. Capturing forward, backward and optimizer step once and replayin
 removes that cost (torch docs, "CUDA Graphs: whole-network capture"):
 
 - each batch shape (and train/eval mode) first runs ``WARMUP_STEPS`` eager steps on a side
-  stream, then is captured once; later batches of that shape are copied into the graph's
-  static inputs and replayed;
+  stream, then is captured once on that same stream; later batches of that shape are copied
+  into the graph's static inputs and replayed. The side stream is made once per ``TrainStep``
+  on the batch's own GPU, and warm-up and capture run inside ``torch.cuda.device(...)`` of that
+  GPU: PyTorch's default capture stream is made once per process on whatever GPU was current,
+  so a reused worker moved to another GPU would record an empty graph (pytorch/pytorch#87894);
 - gradients are set to None before each step, so backward writes them instead of adding
   them to zeros (for resnet k=447 that saves ~1,800 zeroing and ~1,800 accumulation kernels a
   step); in a graph they live in its memory pool. Nothing a graph keeps from one step to the
@@ -19,7 +22,9 @@ removes that cost (torch docs, "CUDA Graphs: whole-network capture"):
   the next step, so sharing is safe whatever the replay order;
 - any failure to capture (an unsupported op, the driver, memory) logs one warning and the
   trial goes on eagerly from the same state: capture records work without running it, so
-  nothing of the failed step has been applied.
+  nothing of the failed step has been applied. ``stats()`` reports it with the step counts
+  (result.json's ``cuda_graph``);
+- ``release()`` drops the graphs, their pool and the stream once the trial is over.
 """
 from __future__ import annotations
 
@@ -50,9 +55,24 @@ class TrainStep:
         self.use_graph = bool(use_graph) and torch.cuda.is_available()
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, Outputs]] = {}
         self.seen: Counter = Counter()
-        self.pool = None  # the memory pool the captured graphs share
-        self.steps = 0
+        self.pool = None    # the memory pool the captured graphs share
+        self.stream = None  # the side stream of warm-up and capture, on the batches' GPU
+        self.captured = 0
         self.replays = 0
+        self.eager_steps = 0
+        self.failed: str | None = None
+
+    def stats(self) -> dict:
+        """What the step did, for result.json: whether any step replayed a CUDA graph, graphs
+        captured, replayed and eager steps, and the capture failure (None if none)."""
+        return {"used": self.replays > 0, "captured": self.captured,
+                "replays": self.replays, "eager_steps": self.eager_steps, "failed": self.failed}
+
+    def release(self) -> None:
+        """Drop the graphs, their memory pool and the stream (the caller then runs gc and
+        ``torch.cuda.empty_cache()`` to hand the memory back)."""
+        self.graphs.clear()
+        self.pool = self.stream = None
 
     def eager(self, x: torch.Tensor, y: torch.Tensor) -> Outputs:
         self.optimizer.zero_grad(set_to_none=True)
@@ -61,28 +81,34 @@ class TrainStep:
         self.optimizer.step()
         return logits.detach(), losses.detach()
 
+    def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> Outputs:
+        self.eager_steps += 1
+        return self.eager(x, y)
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor, training: bool) -> Outputs:
-        self.steps += 1
         if not self.use_graph or x.device.type != "cuda":
-            return self.eager(x, y)
+            return self._eager_step(x, y)
         key = (tuple(x.shape), tuple(y.shape), x.dtype, bool(training))
         if key in self.graphs:
             return self._replay(key, x, y)
         self.seen[key] += 1
-        if self.seen[key] <= WARMUP_STEPS:
-            return self._warmup(x, y)
         if len(self.graphs) >= MAX_GRAPHS:
-            return self.eager(x, y)
-        return self._capture(key, x, y)
+            return self._eager_step(x, y)
+        with torch.cuda.device(x.device):
+            if self.stream is None:
+                self.stream = torch.cuda.Stream(x.device)
+            if self.seen[key] <= WARMUP_STEPS:
+                return self._warmup(x, y)
+            return self._capture(key, x, y)
 
     def _warmup(self, x: torch.Tensor, y: torch.Tensor) -> Outputs:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
+        stream, current = self.stream, torch.cuda.current_stream()
+        stream.wait_stream(current)
         with torch.cuda.stream(stream):
-            logits, losses = self.eager(x, y)
-        torch.cuda.current_stream().wait_stream(stream)
+            logits, losses = self._eager_step(x, y)
+        current.wait_stream(stream)
         for t in (x, y, logits, losses):  # made or read on the side stream, used after it on this one
-            t.record_stream(torch.cuda.current_stream())
+            t.record_stream(current)
             t.record_stream(stream)
         return logits, losses
 
@@ -101,17 +127,18 @@ class TrainStep:
             self.optimizer.zero_grad(set_to_none=True)  # as the docs' example: backward allocates
             torch.cuda.synchronize()                    # the gradients in the graph's pool
             # thread_local: only this thread's calls can spoil the capture, not (say) a logger's
-            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph, pool=self.pool, stream=self.stream, capture_error_mode="thread_local"):
                 out = self.eager(static_x, static_y)
         except Exception as exc:  # unsupported op, driver, memory: train on, eagerly
-            log.warning("CUDA graph capture failed (%s: %s); continuing without CUDA graphs",
-                        type(exc).__name__, exc)
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.warning("CUDA graph capture failed (%s); continuing without CUDA graphs", self.failed)
             self.use_graph = False
             self.graphs.clear()
             del graph
             torch.cuda.synchronize()
-            return self.eager(x, y)
+            return self._eager_step(x, y)
         if self.pool is None:
             self.pool = graph.pool()
         self.graphs[key] = (graph, static_x, static_y, out)
+        self.captured += 1
         return self._replay(key, x, y)  # capture records without running: now run this batch's step

@@ -1,18 +1,21 @@
 """Hydra entry point: ``python -m deepdepth.train model=resnet k=447``.
 
-``train(cfg)`` builds the data, network, module, callbacks and trainer from a composed config,
-fits, and returns the trial's result; ``main`` validates, writes ``result.json`` in the run
-directory and returns the same dict, the value a sweeper reads.
+``train(cfg, output_dir, callbacks=..., interactive=...)`` builds the data, network, module,
+callbacks and trainer from a composed config, fits, and returns the trial's result; ``main``
+validates, logs the result in one line, writes ``result.json`` in the run directory (atomically)
+and returns the same dict, the value a sweeper reads.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import platform
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import hydra
@@ -27,10 +30,12 @@ from . import __version__
 from .callbacks import Trainability
 from .config import ConfigError, validate
 from .data import MNISTDataModule
-from .devices import claim_gpu
+from .devices import claim_gpu, gpu_names
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, count_parameters
 from .module import DepthClassifier
+from .sweep.records import atomic_write
+from .trial_options import check_trial_options
 
 log = logging.getLogger("deepdepth")
 # Lightning notices that say nothing about a trial (epoch-level logging is deliberate here).
@@ -47,17 +52,25 @@ def build(cfg: DictConfig) -> tuple[MNISTDataModule, DepthClassifier]:
     m = cfg.model
     net = DepthNet(cfg.k, activation=m.activation, norm=m.norm, residual=m.residual, init=m.init,
                    seeds=seeds, branch_gain=m.get("branch_gain", False))
-    data = MNISTDataModule(root=cfg.data.root, batch_size=cfg.data.batch_size,
-                           train_samples=cfg.data.train_samples, test_samples=cfg.data.test_samples,
-                           check_md5=cfg.data.check_md5, download=cfg.data.download, seeds=seeds)
-    module = DepthClassifier(net, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+    data_kw = dict(root=cfg.data.root, batch_size=cfg.data.batch_size, train_samples=cfg.data.train_samples,
+                   test_samples=cfg.data.test_samples, check_md5=cfg.data.check_md5, download=cfg.data.download)
+    data = MNISTDataModule(**data_kw, seeds=seeds)
+    data.save_hyperparameters({**data_kw, "seeds": seeds})  # hparams.yaml, beside the module's
+    module = DepthClassifier(net, optim=OmegaConf.to_container(cfg.optim, resolve=True),
                              protocol=cfg.protocol, fast=cfg.fast)
     return data, module
 
 
-def train(cfg: DictConfig, output_dir: str | Path = ".", sweeping: bool = False) -> dict:
-    """Run one trial (S packed seeds) and return its result record."""
+def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[L.Callback] = (),
+          interactive: bool = True) -> dict:
+    """Run one trial (S packed seeds) and return its result record.
+
+    ``callbacks`` are added to the study's own (benchmarks and notebooks time or inspect a trial
+    this way). ``interactive=False`` (sweeps, ``run_trial``) turns off the progress bar and
+    Lightning's per-trial banners; the study's own lines stay.
+    """
     validate(cfg)
+    check_trial_options(cfg)
     output_dir = Path(output_dir)
     started = time.perf_counter()
     data, module = build(cfg)
@@ -65,22 +78,30 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", sweeping: bool = False)
     verdict = Trainability(cfg.trainability.threshold, cfg.trainability.criterion)
     trainer_kw = OmegaConf.to_container(cfg.trainer, resolve=True)
     if trainer_kw["enable_progress_bar"] is None:
-        trainer_kw["enable_progress_bar"] = not sweeping
-    with _device(trainer_kw, sweeping):
+        trainer_kw["enable_progress_bar"] = interactive
+    trainer_kw.setdefault("num_sanity_val_steps", 0)
+    trainer_kw.setdefault("benchmark", None)
+    own = [verdict] + ([SignalDiagnostics()] if cfg.get("diagnostics", False) else [])
+    precision = cfg.get("precision", "fp32")
+    with _quiet(not interactive), _float32_precision(precision), \
+            _device(trainer_kw, cfg.get("gpu_jobs_per_device", 1)):
         L.seed_everything(cfg.seed, verbose=False)
-        callbacks = [verdict] + ([SignalDiagnostics()] if cfg.get("diagnostics", False) else [])
-        trainer = L.Trainer(**trainer_kw, callbacks=callbacks, num_sanity_val_steps=0,
-                            logger=CSVLogger(output_dir, name="", version=""), benchmark=None)
-        trainer.fit(module, datamodule=data)
-        device = str(module.device)
+        trainer = L.Trainer(**trainer_kw, callbacks=own + list(callbacks),
+                            logger=CSVLogger(output_dir, name="", version=""))
+        try:
+            trainer.fit(module, datamodule=data)
+        finally:
+            _release(module)
     trials = verdict.verdicts
     result = {
-        "model": cfg.model.name, "k": cfg.k, "lr": cfg.optim.lr, "epochs": cfg.trainer.max_epochs,
+        "model": cfg.model.name, "k": cfg.k, "lr": cfg.optim.get("lr"), "epochs": cfg.trainer.max_epochs,
         "criterion": cfg.trainability.criterion, "threshold": cfg.trainability.threshold,
         "protocol": cfg.protocol, "seeds": trial_seeds(cfg),
         "train_samples": cfg.data.train_samples, "test_samples": cfg.data.test_samples,
-        "trials": trials, "seconds": round(time.perf_counter() - started, 3),
-        "params": count_parameters(module.net) // module.net.replicas, "device": device,
+        "trials": trials, "complete": verdict.complete, "debug": verdict.debug,
+        "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
+        "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
+        "precision": precision, "cuda_graph": module.cuda_graph,
         "versions": {"deepdepth": __version__, "torch": torch.__version__, "lightning": L.__version__,
                      "python": platform.python_version()},
     }
@@ -89,15 +110,61 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", sweeping: bool = False)
     return result
 
 
+def _release(module: DepthClassifier) -> None:
+    """Hand a finished trial's CUDA graphs and their memory pool back before the next trial."""
+    module.release_step()
+    gc.collect()  # the runner and the module reference each other
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @contextlib.contextmanager
-def _device(trainer_kw: dict, sweeping: bool):
-    """Pick the device: one GPU per trial, a free one when parallel sweep jobs share a machine."""
+def _quiet(enabled: bool):
+    """Lightning's per-trial banners (GPU/TPU available, logger tips, 'max_epochs reached')
+    silenced, for sweeps; warnings and errors still show."""
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*available but not used.*")
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _float32_precision(precision: str):
+    """``fp32``: float32 convolutions and matmuls in full precision, as the original study ran
+    on the CPU (cuDNN would otherwise use TF32 on Ampere and later GPUs); ``tf32``: TF32 allowed.
+    The previous settings come back after the trial."""
+    tf32 = precision == "tf32"
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+             torch.get_float32_matmul_precision())
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])
+
+
+@contextlib.contextmanager
+def _device(trainer_kw: dict, jobs_per_device: int | None):
+    """Pick the device: on a GPU machine, a slot of a GPU (``gpu_jobs_per_device`` trials share
+    one, so parallel sweep jobs queue instead of piling onto it; null: no limit, the first GPU)."""
     if trainer_kw["devices"] is not None:
         yield
         return
     gpus = torch.cuda.device_count() if trainer_kw["accelerator"] in ("auto", "gpu", "cuda") else 0
-    if sweeping and gpus > 1:
-        with claim_gpu(gpus) as index:
+    if gpus and jobs_per_device:
+        with claim_gpu(gpus, jobs_per_device=jobs_per_device, names=gpu_names(gpus)) as index:
             trainer_kw["devices"] = [index]
             yield
     else:
@@ -105,23 +172,37 @@ def _device(trainer_kw: dict, sweeping: bool):
         yield
 
 
+def summary_line(cfg: DictConfig, result: dict) -> str:
+    """The trial's result in one line: each seed's verdict, or why there is none."""
+    def verdict(t: dict) -> str:
+        if t["trainable"] is None:
+            return "no verdict" + (" (debug run)" if result["debug"] else " (stopped before its last epoch)")
+        return ("trainable" if t["trainable"] else "not trainable") + (" (diverged)" if t["diverged"] else "")
+    return f"{cfg.model.name} k={cfg.k}: " + ", ".join(f"seed {t['seed']}: {verdict(t)}" for t in result["trials"])
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
-    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    interactive = hydra_cfg.mode != RunMode.MULTIRUN
     try:
         validate(cfg)
+        check_trial_options(cfg)
     except ConfigError as exc:
-        if sweeping:
+        if not interactive:
             raise
         print(f"deepdepth: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    result = train(cfg, hydra_cfg.runtime.output_dir, sweeping)
+    result = train(cfg, hydra_cfg.runtime.output_dir, interactive=interactive)
     path = Path(hydra_cfg.runtime.output_dir) / "result.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    verdicts = ", ".join(f"seed {t['seed']}: {'trainable' if t['trainable'] else 'not trainable'}"
-                         + (" (diverged)" if t["diverged"] else "") for t in result["trials"])
-    log.info("%s k=%d: %s -> %s", cfg.model.name, cfg.k, verdicts, path)
+    log.info("%s -> %s", summary_line(cfg, result), path)
+    try:
+        atomic_write(path, json.dumps(result, indent=2) + "\n")
+    except OSError as exc:
+        if not interactive:
+            raise
+        print(f"deepdepth: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     return result
 
 

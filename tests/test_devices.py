@@ -1,7 +1,12 @@
-"""One trial per GPU: parallel sweep jobs claim distinct GPUs and wait when all are taken."""
+"""GPU slots: parallel sweep jobs claim distinct GPU slots and wait when all are taken."""
+import fcntl
+import os
 import threading
 import time
 
+import torch
+
+from deepdepth import devices
 from deepdepth.devices import claim_gpu
 
 
@@ -17,6 +22,78 @@ def test_claims_are_exclusive_and_released(tmp_path):
     assert got and got[0] in (0, 1)
 
 
-def _claim_once(lock_dir):
-    with claim_gpu(2, lock_dir, poll=0.05) as index:
+def test_jobs_per_device_slots_spread_over_gpus_first(tmp_path):
+    with claim_gpu(2, tmp_path, jobs_per_device=2) as a, claim_gpu(2, tmp_path, jobs_per_device=2) as b, \
+            claim_gpu(2, tmp_path, jobs_per_device=2) as c, claim_gpu(2, tmp_path, jobs_per_device=2) as d:
+        assert [a, b, c, d] == [0, 1, 0, 1]
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(_claim_once(tmp_path, jobs_per_device=2)))
+        waiter.start()
+        time.sleep(0.3)
+        assert not got  # four slots, four jobs: the fifth waits
+    waiter.join(timeout=5)
+    assert got
+
+
+def test_locks_are_named_by_gpu_and_kept_per_user(tmp_path, monkeypatch):
+    with claim_gpu(1, tmp_path, names=["gpu-GPU-1234"]):
+        assert [p.name for p in tmp_path.iterdir()] == ["gpu-GPU-1234-slot0.lock"]
+    monkeypatch.delenv("DEEPDEPTH_LOCK_DIR", raising=False)
+    assert devices.lock_dir().name == f"deepdepth-locks-{os.getuid()}"
+    monkeypatch.setenv("DEEPDEPTH_LOCK_DIR", str(tmp_path / "mine"))
+    assert devices.lock_dir() == tmp_path / "mine"
+
+
+def test_lock_file_of_another_user_does_not_crash_a_claim(tmp_path, monkeypatch):
+    """A lock file we may not write (another user's 0644 file) is locked read-only; one we may
+    not even read is sidestepped with a name of our own."""
+    real_open = os.open
+
+    def foreign(readable):
+        def open_(path, flags, mode=0o777):
+            if str(path).endswith(".lock") and (flags & os.O_RDWR or not readable):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, flags, mode)
+        return open_
+
+    (tmp_path / "gpu0-slot0.lock").touch()
+    monkeypatch.setattr(os, "open", foreign(readable=True))
+    with claim_gpu(1, tmp_path) as index:  # locked read-only: still exclusive
+        assert index == 0 and not _free(tmp_path)
+    monkeypatch.setattr(os, "open", foreign(readable=False))
+    with claim_gpu(1, tmp_path) as index:
+        assert index == 0
+    assert (tmp_path / f"gpu0-slot0.lock.uid{os.getuid()}").exists()
+
+
+def test_a_trial_on_a_one_gpu_machine_holds_its_slot(tmp_path, monkeypatch):
+    """Parallel jobs on one GPU queue for it: train's device choice claims a slot even when only
+    one GPU exists (CUDA faked: only the claim is exercised)."""
+    from deepdepth.train import _device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("DEEPDEPTH_LOCK_DIR", str(tmp_path))
+    kw = {"devices": None, "accelerator": "auto"}
+    with _device(kw, 1):
+        assert kw["devices"] == [0] and not _free(tmp_path)
+    assert _free(tmp_path)
+    kw = {"devices": None, "accelerator": "auto"}
+    with _device(kw, None):  # no limit: no claim
+        assert kw["devices"] == 1
+
+
+def _free(lock_dir) -> bool:
+    """Whether the first slot of GPU 0 could be locked right now."""
+    fd = os.open(lock_dir / "gpu0-slot0.lock", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases the lock
+    return True
+
+
+def _claim_once(lock_dir, jobs_per_device=1):
+    with claim_gpu(2, lock_dir, poll=0.05, jobs_per_device=jobs_per_device) as index:
         return index

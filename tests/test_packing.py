@@ -23,7 +23,7 @@ from conftest import ROOT, tiny
 from deepdepth.callbacks import Trainability
 from deepdepth.data import ShuffledBatches, load_mnist
 from deepdepth.models import DepthNet, build_model
-from deepdepth.module import DepthClassifier
+from deepdepth.module import DepthClassifier, sgd
 from deepdepth.step import TrainStep
 from deepdepth.train import build, train
 
@@ -114,7 +114,7 @@ def train_directly(name: str, seeds: list[int], root, steps: int, lr: float = 0.
     """Train through DepthClassifier.replica_losses and TrainStep, with the data module's
     per-replica batches; return per-step losses (steps, S) and wrong counts (steps, S)."""
     train_x, train_y, _, _ = load_mnist(root, check_md5=False, download=False)
-    module = DepthClassifier(build_model(name, 6, seeds=seeds), lr=lr)
+    module = DepthClassifier(build_model(name, 6, seeds=seeds), optim=sgd(lr=lr))
     runner = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph=False)
     batches = ShuffledBatches(train_x, train_y, 128, seeds, shuffle=True)
     losses, wrong = [], []
@@ -145,10 +145,10 @@ def test_packed_training_equals_separate_runs(name, mnist_root):
 def test_packed_lightning_trial_equals_separate_trials(mnist_root, tmp_path):
     """Through the user's entry point: replicas=3 from seed=3 vs three runs with seed=3, 4, 5."""
     common = ["model=cnn_elu_bn", "k=6", *tiny(mnist_root), "trainer.max_epochs=2"]
-    packed = train(compose_cfg(*common, "replicas=3", "seed=3"), tmp_path / "packed", sweeping=True)
+    packed = train(compose_cfg(*common, "replicas=3", "seed=3"), tmp_path / "packed", interactive=False)
     assert [t["seed"] for t in packed["trials"]] == SEEDS
     for trial in packed["trials"]:
-        alone = train(compose_cfg(*common, f"seed={trial['seed']}"), tmp_path / str(trial["seed"]), sweeping=True)
+        alone = train(compose_cfg(*common, f"seed={trial['seed']}"), tmp_path / str(trial["seed"]), interactive=False)
         for key in ("train_err", "test_err"):  # fractions of 512 / 256 images: one image at most
             assert len(trial[key]) == len(alone[key]) == 2
             assert max(abs(a - b) for a, b in zip(trial[key], alone[key])) <= 1 / 256 + 1e-9, key
@@ -212,17 +212,43 @@ def test_train_step_equals_plain_sgd(use_graph, mnist_root):
     train_x, train_y, _, _ = load_mnist(mnist_root, check_md5=False, download=False)
     batches = list(ShuffledBatches(train_x, train_y, 96, [3, 4], shuffle=True))  # 5 full + 1 partial batch
     assert batches[-1][0].shape[0] != batches[0][0].shape[0]
-    module = DepthClassifier(build_model("resnet", 6, seeds=[3, 4]), lr=0.05)
+    module = DepthClassifier(build_model("resnet", 6, seeds=[3, 4]), optim=sgd(lr=0.05))
     runner = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph=use_graph)
     fast = torch.stack([runner(x, y, training=True)[1] for x, y in batches])
     plain = plain_sgd_losses(build_model("resnet", 6, seeds=[3, 4]), batches, lr=0.05)
     torch.testing.assert_close(fast, plain, atol=ATOL, rtol=1e-4)
+    assert runner.stats() == {"used": False, "captured": 0, "replays": 0, "eager_steps": len(batches), "failed": None}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_step_uses_one_side_stream_on_the_batches_gpu(mnist_root):
+    """Warm-up and capture on one side stream made on the batches' own GPU (the last one, so
+    not the current device on a machine with several), replays that train the plain function,
+    and a release that drops graphs and stream."""
+    device = torch.device("cuda", torch.cuda.device_count() - 1)
+    train_x, train_y, _, _ = load_mnist(mnist_root, check_md5=False, download=False)
+    batches = [(x.to(device), y.to(device)) for x, y in ShuffledBatches(train_x, train_y, 64, [3, 4], shuffle=True)]
+    module = DepthClassifier(build_model("resnet", 6, seeds=[3, 4]), optim=sgd(lr=0.05)).to(device)
+    runner = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph=True)
+    streams, losses = set(), []
+    for x, y in batches:
+        losses.append(runner(x, y, training=True)[1])
+        streams.add(runner.stream)
+    stats = runner.stats()
+    assert stats["failed"] is None and stats["used"] and stats["captured"] == 1
+    assert stats["replays"] + stats["eager_steps"] == len(batches) and stats["replays"] > 0
+    (stream,) = streams
+    assert stream.device == device
+    plain = plain_sgd_losses(build_model("resnet", 6, seeds=[3, 4]).to(device), batches, lr=0.05)
+    torch.testing.assert_close(torch.stack(losses), plain, atol=1e-4, rtol=1e-3)
+    runner.release()
+    assert runner.stream is None and not runner.graphs and runner.pool is None
 
 
 def test_fast_switch_gives_the_same_trial_on_cpu(mnist_root, tmp_path):
     """fast=auto/true/false on the CPU: eager steps (channels-last for auto/true), the same trial."""
     common = ["model=resnet", "k=6", *tiny(mnist_root), "replicas=2"]
-    runs = [train(compose_cfg(*common, f"fast={fast}"), tmp_path / fast, sweeping=True)
+    runs = [train(compose_cfg(*common, f"fast={fast}"), tmp_path / fast, interactive=False)
             for fast in ("auto", "true", "false")]
     for key in ("train_err", "test_err"):  # fractions of 512 / 256 images: one image at most
         values = torch.tensor([[t[key] for t in run["trials"]] for run in runs])
@@ -238,7 +264,7 @@ def test_cpu_memory_layout_trains_the_same_function(name, replicas, channels_las
     batches = list(ShuffledBatches(train_x, train_y, 128, seeds, shuffle=True))
     losses = {}
     for fast in ("auto", False):
-        module = DepthClassifier(build_model(name, 6, seeds=seeds), lr=0.05, fast=fast)
+        module = DepthClassifier(build_model(name, 6, seeds=seeds), optim=sgd(lr=0.05), fast=fast)
         module.on_fit_start()
         assert module.channels_last == (channels_last and fast == "auto")
         runner = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph=False)
@@ -266,7 +292,7 @@ def test_compiled_blocks_train_the_same_function(mnist_root, monkeypatch):
     torch._dynamo.reset()
     try:
         assert compile_blocks(net, backend="aot_eager") == 6
-        module = DepthClassifier(net, lr=0.05)
+        module = DepthClassifier(net, optim=sgd(lr=0.05))
         runner = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph=True)
         compiled = torch.stack([runner(x, y, training=True)[1] for x, y in batches])
     finally:

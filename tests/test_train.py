@@ -1,7 +1,10 @@
 """One trial end to end: the command line, result.json, config errors, determinism, divergence."""
 import json
+import logging
 import re
+import weakref
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -12,7 +15,8 @@ from deepdepth.config import ConfigError
 from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
-               "trainable", "diverged", "seconds", "params", "device", "versions", "trials", "seeds"}
+               "trainable", "diverged", "seconds", "params", "device", "versions", "trials", "seeds",
+               "precision", "cuda_graph", "optimizer_steps", "complete", "debug"}
 
 
 def compose_cfg(*overrides: str):
@@ -33,7 +37,14 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     assert result["versions"]["torch"] == torch.__version__
     assert result["trainable"] == (result["test_err"][-1] < 0.2)
     assert (run_dir / "metrics.csv").read_text().startswith("epoch,step,test_err,train_err")
-    assert "Epoch 001/002, Train Error " in proc.stdout + proc.stderr + (run_dir / "train.log").read_text()
+    assert result["precision"] == "fp32" and not result["debug"] and result["complete"]
+    assert result["optimizer_steps"] == 4  # 512 images in batches of 256, two epochs
+    assert result["cuda_graph"] == {"used": False, "captured": 0, "replays": 0, "eager_steps": 4, "failed": None}
+    log_text = proc.stdout + proc.stderr + (run_dir / "train.log").read_text()
+    assert "Epoch 001/002, Train Error " in log_text
+    assert f"cnn_tanh_newinit k=3: seed 0: {'trainable' if result['trainable'] else 'not trainable'}" in log_text
+    assert "GPU available" in log_text  # a single run keeps Lightning's own lines
+    assert not list(run_dir.glob("result.json.*"))  # no temporary file left behind
 
 
 @pytest.mark.parametrize("override, message", [
@@ -45,6 +56,15 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     ("trainability.criterion=median", "trainability.criterion='median' is unknown"),
     ("protocol=sloppy", "protocol='sloppy' is unknown"),
     ("replicas=0", "replicas=0"),
+    ("precision=fp16", "precision='fp16' is unknown"),
+    ("gpu_jobs_per_device=0", "gpu_jobs_per_device must be a positive integer or null"),
+    ("trainer.devices=2", "a trial trains on one device"),
+    ("+trainer.precision=16-mixed", "trainer.precision='16-mixed' is not honoured"),
+    ("+trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches must be 1"),
+    ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val is not honoured"),
+    ("+trainer.check_val_every_n_epoch=2", "the verdict needs the test error after the last epoch"),
+    ("+trainer.limit_val_batches=0", "the verdict needs a test pass"),
+    ("+trainer.logger=false", "trainer.logger is set by deepdepth"),
 ])
 def test_bad_config_is_refused_by_name(override, message, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -76,11 +96,11 @@ def test_print_config_without_training(tmp_path):
 
 def test_same_seed_same_errors(mnist_root, tmp_path):
     cfg = compose_cfg("model=cnn_elu_bn", "k=6", "seed=5", *tiny(mnist_root))
-    a = train(cfg, tmp_path / "a", sweeping=True)
-    b = train(cfg, tmp_path / "b", sweeping=True)
+    a = train(cfg, tmp_path / "a", interactive=False)
+    b = train(cfg, tmp_path / "b", interactive=False)
     with open_dict(cfg):
         cfg.seed = 6
-    c = train(cfg, tmp_path / "c", sweeping=True)
+    c = train(cfg, tmp_path / "c", interactive=False)
     assert a["train_err"] == b["train_err"] and a["test_err"] == b["test_err"]
     assert a["train_err"] != c["train_err"]
 
@@ -88,14 +108,14 @@ def test_same_seed_same_errors(mnist_root, tmp_path):
 def test_fixture_data_is_learnable(mnist_root, tmp_path):
     cfg = compose_cfg("model=cnn_tanh_newinit", "k=3", *tiny(mnist_root), "trainer.max_epochs=3", "optim.lr=0.05",
                       "data.batch_size=32")
-    result = train(cfg, tmp_path, sweeping=True)
+    result = train(cfg, tmp_path, interactive=False)
     assert result["test_err"][-1] < 0.2 and result["trainable"] and not result["diverged"]
 
 
 def test_divergence_is_a_result_not_a_crash(mnist_root, tmp_path):
     cfg = compose_cfg("model=resnet_nobn", "k=9", *tiny(mnist_root), "trainer.max_epochs=3", "optim.lr=1000",
                       "data.batch_size=32")
-    result = train(cfg, tmp_path, sweeping=True)
+    result = train(cfg, tmp_path, interactive=False)
     assert result["diverged"] and not result["trainable"]
     assert result["trials"][0]["diverged_epoch"] == 0
     assert len(result["train_err"]) == 1  # stopped in its first epoch, not trained to the end
@@ -127,5 +147,139 @@ def test_protocol_switch_controls_batchnorm_mode(mnist_root, tmp_path, protocol,
 def test_real_mnist_smoke(real_mnist, tmp_path):
     cfg = compose_cfg("model=cnn_tanh_newinit", "k=3", f"data.root={real_mnist}", "trainer.max_epochs=1",
                       "data.train_samples=16384", "data.test_samples=2048", "optim.lr=0.05")
-    result = train(cfg, tmp_path, sweeping=True)
+    result = train(cfg, tmp_path, interactive=False)
     assert result["test_err"][0] < 0.3 and result["params"] == 2954
+
+
+# ----------------------------------------------------------------------------- Lightning's counters and options
+def test_max_steps_stops_after_two_optimizer_steps(mnist_root, tmp_path):
+    cfg = compose_cfg("k=3", *tiny(mnist_root), "data.batch_size=64", "trainer.max_steps=2",
+                      "trainer.log_every_n_steps=1")
+    result = train(cfg, tmp_path, interactive=False)
+    assert result["optimizer_steps"] == 2 and result["cuda_graph"]["eager_steps"] == 2
+    rows = [line.split(",") for line in (tmp_path / "metrics.csv").read_text().splitlines()]
+    assert rows[0][:2] == ["epoch", "step"] and [r[1] for r in rows[1:]] == ["0", "1"]  # train_loss per step
+    assert not result["complete"] and result["trainable"] is None  # cut short: no verdict
+
+
+def test_checkpointing_and_hparams(mnist_root, tmp_path):
+    cfg = compose_cfg("k=3", *tiny(mnist_root), "data.batch_size=64", "trainer.max_epochs=2",
+                      "trainer.enable_checkpointing=true")
+    result = train(cfg, tmp_path, interactive=False)
+    assert result["optimizer_steps"] == 16  # 8 batches a epoch
+    assert [p.name for p in (tmp_path / "checkpoints").glob("*.ckpt")] == ["epoch=1-step=16.ckpt"]
+    hparams = (tmp_path / "hparams.yaml").read_text()
+    for line in ("k: 3", "_target_: torch.optim.SGD", "lr: 0.01", "protocol: correct", "batch_size: 64"):
+        assert line in hparams  # the module's and the data module's
+
+
+@pytest.mark.parametrize("override", ["+trainer.fast_dev_run=true", "trainer=debug"])
+def test_fast_dev_run_is_a_debug_run_never_a_verdict(mnist_root, tmp_path, override):
+    result = train(compose_cfg("k=3", *tiny(mnist_root), "optim.lr=0.05", override), tmp_path, interactive=False)
+    assert result["debug"] and result["optimizer_steps"] == 1
+    assert result["trainable"] is None and all(t["trainable"] is None for t in result["trials"])
+
+
+def test_validation_twice_an_epoch_ends_with_the_plain_trial(mnist_root, tmp_path):
+    common = ["model=cnn_elu_bn", "k=3", *tiny(mnist_root), "data.batch_size=64", "trainer.max_epochs=2"]
+    plain = train(compose_cfg(*common), tmp_path / "plain", interactive=False)
+    twice = train(compose_cfg(*common, "+trainer.val_check_interval=0.5"), tmp_path / "twice", interactive=False)
+    assert len(twice["test_err"]) == 4 and twice["optimizer_steps"] == plain["optimizer_steps"] == 16
+    # the errors after each epoch's last step: the train error is the running mean over the whole epoch
+    assert twice["train_err"][1::2] == plain["train_err"] and twice["test_err"][1::2] == plain["test_err"]
+    assert twice["trainable"] == plain["trainable"] and twice["complete"]
+
+
+# ----------------------------------------------------------------------------- GPU first-contact fixes seen on a CPU
+def test_device_is_the_one_training_ran_on(mnist_root, tmp_path):
+    """Lightning moves the module back to the CPU after fit; the record keeps the training device
+    (a stand-in device name here: a callback relabels the module before training starts)."""
+    class Relabel(L.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            pl_module._device = torch.device("meta")
+
+    result = train(compose_cfg("k=3", *tiny(mnist_root)), tmp_path, callbacks=[Relabel()], interactive=False)
+    assert result["device"] == "meta"
+
+
+def test_finished_trial_releases_its_step_runner(mnist_root, tmp_path):
+    class Keep(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.module, self.runner = pl_module, weakref.ref(pl_module.step_runner)
+
+    keep = Keep()
+    train(compose_cfg("k=3", *tiny(mnist_root)), tmp_path, callbacks=[keep], interactive=False)
+    assert keep.module.step_runner is None and keep.runner() is None  # collected, graphs and pool with it
+
+
+@pytest.mark.parametrize("precision, allow_tf32, matmul", [("fp32", False, "highest"), ("tf32", True, "high")])
+def test_precision_applied_during_the_trial_and_recorded(mnist_root, tmp_path, precision, allow_tf32, matmul):
+    class Seen(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+                          torch.get_float32_matmul_precision())
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
+    seen = Seen()
+    result = train(compose_cfg("k=3", *tiny(mnist_root), f"precision={precision}"), tmp_path, callbacks=[seen],
+                   interactive=False)
+    assert seen.flags == (allow_tf32, allow_tf32, matmul) and result["precision"] == precision
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+            torch.get_float32_matmul_precision()) == before  # restored after the trial
+
+
+def test_original_protocol_sets_eval_mode_once_per_epoch(mnist_root):
+    from deepdepth.train import build
+
+    data, module = build(compose_cfg("model=cnn_elu_bn", "k=3", "protocol=original", *tiny(mnist_root),
+                                     "data.batch_size=64"))
+    calls = []
+    plain_eval = module.net.eval
+    module.net.eval = lambda: calls.append(1) or plain_eval()
+    L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+              enable_model_summary=False, num_sanity_val_steps=0).fit(module, datamodule=data)
+    assert len(calls) == 2  # epochs 1 and 2, not each of their 8 batches
+
+
+# ----------------------------------------------------------------------------- quiet sweeps, exact errors, atomic records
+@pytest.mark.parametrize("interactive", [True, False])
+def test_lightning_banners_only_in_interactive_runs(mnist_root, tmp_path, interactive):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("lightning.pytorch")
+    logger.addHandler(handler)
+    try:
+        train(compose_cfg("k=3", *tiny(mnist_root)), tmp_path, interactive=interactive)
+    finally:
+        logger.removeHandler(handler)
+    banners = [r.getMessage() for r in records if "available" in r.getMessage() or "Tip" in r.getMessage()]
+    assert bool(banners) == interactive
+
+
+def test_error_counts_are_exact_at_the_threshold():
+    """8,000 of 10,000 correct: the notebook's 1 - correct/total in float64 is 0.19999999999999996,
+    trainable at 0.2 (a float32 fraction, 0.2000000030, would not be)."""
+    from deepdepth.metrics import ReplicaError
+    from deepdepth.verdict import is_trainable
+
+    metric = ReplicaError(replicas=2)
+    target = torch.arange(10_000) % 10
+    guess = torch.stack([target, target], dim=1).clone()
+    guess[8_000:, 0] = (target[8_000:] + 1) % 10  # replica 0: 8,000 right; replica 1: 7,999
+    guess[7_999:, 1] = (target[7_999:] + 1) % 10
+    logits = torch.nn.functional.one_hot(guess, 10).float()
+    for start in range(0, 10_000, 256):  # accumulated batch by batch, as in an epoch
+        metric.update(logits[start:start + 256], target[start:start + 256, None])
+    errors = metric.compute().tolist()
+    assert errors == [1 - 8_000 / 10_000, 1 - 7_999 / 10_000]
+    assert [is_trainable(None, e, 0.2) for e in errors] == [True, False]
+
+
+def test_failed_result_write_is_one_error_after_the_logged_result(mnist_root, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "result.json").mkdir(parents=True)  # a folder in the way: the rename fails
+    proc = run_train("k=3", *tiny(mnist_root), f"hydra.run.dir={run_dir}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert f"deepdepth: error: cannot write {run_dir / 'result.json'}" in proc.stderr
+    assert "cnn_tanh_newinit k=3: seed 0: " in (run_dir / "train.log").read_text()  # logged before the write

@@ -1,0 +1,47 @@
+"""Checks on the trial's own keys and on the Lightning Trainer options a trial can honour, run
+before anything is built: an option the training step would silently ignore is refused by name."""
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from .config import ConfigError
+
+PRECISIONS = ("fp32", "tf32")
+LIGHTNING_FP32 = (None, 32, "32", "32-true")
+
+
+def check_trial_options(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first option that cannot be honoured."""
+    for ok, message in _checks(cfg):
+        if not ok:
+            raise ConfigError(message)
+
+
+def _checks(cfg: DictConfig):
+    precision = cfg.get("precision", "fp32")
+    yield (precision in PRECISIONS, f"precision={precision!r} is unknown; choose fp32 (the original study's "
+                                    "arithmetic, the default) or tf32 (TensorFloat-32 convolutions and matmuls on a GPU)")
+    jobs = cfg.get("gpu_jobs_per_device", 1)
+    yield (jobs is None or (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1),
+           f"gpu_jobs_per_device must be a positive integer or null (no limit), got {jobs!r}")
+    t = cfg.trainer
+    for key in ("logger", "callbacks"):
+        yield (key not in t, f"trainer.{key} is set by deepdepth (a CSV logger in the run directory, the study's "
+                             "callbacks); add callbacks with deepdepth.train.train(cfg, out, callbacks=[...])")
+    devices = t.get("devices")
+    single = devices is None or devices == 1 or ((OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)))
+                                                 and len(devices) == 1)
+    yield (single, f"trainer.devices={devices!r}: a trial trains on one device (its step drives the optimizer, "
+                   "so data-parallel training would not synchronise gradients); pack seeds with replicas=S "
+                   "or run parallel jobs (hydra/launcher=joblib), one GPU slot each")
+    yield (t.get("precision") in LIGHTNING_FP32,
+           f"trainer.precision={t.get('precision')!r} is not honoured: the training step runs outside Lightning's "
+           "precision plugin, in float32 as the study did (precision=tf32 allows TensorFloat-32 on a GPU)")
+    yield (t.get("accumulate_grad_batches", 1) == 1,
+           "trainer.accumulate_grad_batches must be 1: every batch is one SGD step, as in the study")
+    yield (t.get("gradient_clip_val") is None, "trainer.gradient_clip_val is not honoured: the study's SGD does not clip")
+    every = t.get("check_val_every_n_epoch", 1)
+    yield (isinstance(every, int) and every >= 1 and t.max_epochs % every == 0,
+           f"trainer.check_val_every_n_epoch={every!r}: the verdict needs the test error after the last epoch; "
+           f"use a divisor of trainer.max_epochs={t.max_epochs}")
+    yield (t.get("limit_val_batches") != 0, "trainer.limit_val_batches=0: the verdict needs a test pass")
