@@ -69,10 +69,12 @@ class TrainStep:
                 "replays": self.replays, "eager_steps": self.eager_steps, "failed": self.failed}
 
     def release(self) -> None:
-        """Drop the graphs, their memory pool and the stream (the caller then runs gc and
-        ``torch.cuda.empty_cache()`` to hand the memory back)."""
+        """Drop the graphs, their memory pool and the stream, and the gradients (a captured
+        backward allocated them in that pool); the caller then runs gc and
+        ``torch.cuda.empty_cache()`` to hand the memory back."""
         self.graphs.clear()
         self.pool = self.stream = None
+        self.optimizer.zero_grad(set_to_none=True)
 
     def eager(self, x: torch.Tensor, y: torch.Tensor) -> Outputs:
         self.optimizer.zero_grad(set_to_none=True)

@@ -243,6 +243,7 @@ def test_cuda_graph_step_uses_one_side_stream_on_the_batches_gpu(mnist_root):
     torch.testing.assert_close(torch.stack(losses), plain, atol=1e-4, rtol=1e-3)
     runner.release()
     assert runner.stream is None and not runner.graphs and runner.pool is None
+    assert all(p.grad is None for p in module.net.parameters())  # nothing left in the graphs' pool
 
 
 def test_fast_switch_gives_the_same_trial_on_cpu(mnist_root, tmp_path):
