@@ -5,7 +5,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 PY := $(VENV)/bin/python
 export DEEPDEPTH_DATA ?= $(abspath $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data))
 
-.PHONY: venv test train study smoke-study report bench-cpu clean
+.PHONY: venv test train study plan smoke-study report bench-cpu clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -21,9 +21,12 @@ test: venv            ## the test suite (CPU, tiny data; real-MNIST tests run wh
 train: venv           ## one trial: make train ARGS="model=resnet k=447"
 	$(PY) -m deepdepth.train $(ARGS)
 
-study: venv           ## the whole depth study (7 variants, bisection, 3 seeds per probe), then its report
+study: venv           ## the whole depth study (7 variants x 2 protocols, 3 seeds per probe), then its report; rerun to resume
 	$(PY) -m deepdepth.train -m +experiment=depth_study hydra.sweep.dir=multirun/depth_study $(ARGS)
 	$(PY) -m deepdepth.report multirun/depth_study
+
+plan: venv            ## what the study will train and how long it should take, training nothing
+	$(PY) -m deepdepth.train -m +experiment=depth_study hydra.sweep.dir=multirun/depth_study hydra.sweeper.dry_run=true $(ARGS)
 
 smoke-study: venv     ## the study on tiny data, on a CPU in a couple of minutes
 	$(PY) -m deepdepth.train -m +experiment=depth_study_smoke hydra.sweep.dir=multirun/smoke $(ARGS)

@@ -28,13 +28,13 @@ class FakeBackend:
                 self.fail.discard((job.combo, job.k))  # fails once, then the retry succeeds
                 out.append(Outcome(error="RuntimeError: boom"))
                 continue
-            trials = [{"seed": s, "trainable": job.k <= self.limits[job.combo], "train_err": [0.1],
-                       "test_err": [0.1]} for s in job.seeds]
+            trials = [{"seed": s, "k": k, "trainable": k <= self.limits[job.combo], "train_err": [0.1],
+                       "test_err": [0.1]} for k, s in job.members]
             result = {"k": job.k, "trials": trials, "seconds": self.seconds, "model": "m"}
             out.append(Outcome(result=result, job_dir=f"/jobs/{start}"))
             if self.disk is not None:
                 for t in trials:
-                    key = (self.combos[job.combo].key, job.k, t["seed"])
+                    key = (self.combos[job.combo].key, t["k"], t["seed"])
                     assert key not in self.disk  # never trained twice
                     self.disk[key] = Finished(t, result, "/x", start)
         return out
@@ -117,3 +117,24 @@ def test_cost_model():
     assert duration(59) == "59s" and duration(61) == "1m01s" and duration(3700) == "1h01m"
     with pytest.raises(ValueError, match="unknown device"):
         CostModel("tpu")
+
+
+def test_mixed_depth_packs_put_a_rounds_probes_in_one_job():
+    search = GallopSearch(upper=900, seeds=3, parallel=3, hint=447)
+    backend = FakeBackend({0: 447})
+    sweep = make([combo(0, ["model=resnet"], norm=True, search=search)], backend, mix_depths=True)
+    rows = sweep.run()
+    assert rows[0]["k_star"] == 447 and backend.launched == [(0, 450, (0, 1, 2, 0, 1, 2))]
+    job = sweep._jobs([(0, 447, 0), (0, 450, 0), (0, 450, 1)])[0]
+    assert job.k == 450 and job.members == [(447, 0), (450, 0), (450, 1)]
+    assert job.launch_overrides() == ["k=450", "seed=0", "replicas=3", "depths=[447,450,450]", "seeds=[0,0,1]"]
+    many = sweep._jobs([(0, k, s) for k in (3, 6, 9) for s in range(8)])  # 24 replicas, 16 a job at most
+    assert [len(j.seeds) for j in many] == [16, 8] and many[0].k == 9 and many[1].k == 3 and many[1].depths is None
+
+
+def test_plan_with_mixed_packs_costs_less_on_a_gpu():
+    combos = lambda: [combo(0, ["model=resnet"], norm=True, search=GallopSearch(upper=900, seeds=3, parallel=3, hint=447))]
+    single = plan(combos(), {0: 447}, "h200", Options())
+    mixed = plan(combos(), {0: 447}, "h200", Options(mix_depths=True))
+    assert (single.jobs, mixed.jobs) == (2, 1) and single.work == mixed.work
+    assert mixed.seconds < 0.8 * single.seconds

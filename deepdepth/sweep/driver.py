@@ -16,7 +16,7 @@ from typing import Callable, Optional, Protocol
 
 from .cost import CostModel, duration
 from .records import Finished, write_outputs
-from .trials import Job, Outcome, Trial, seed_runs, trial_key
+from .trials import Job, Outcome, Trial, mixed_packs, seed_runs, trial_key
 
 log = logging.getLogger("deepdepth.sweep")
 
@@ -66,6 +66,8 @@ class Options:
     pack: bool = True
     time_budget: Optional[float] = None  # seconds; None: no budget
     write: bool = True  # False for a dry run
+    mix_depths: bool = False  # a round's probes of one combination in one job (pays on a GPU only)
+    max_replicas: int = 16  # per job
 
 
 @dataclass
@@ -123,12 +125,7 @@ class Sweep:
         for attempt in range(self.options.retries + 1):
             if not missing:
                 break
-            by_probe: dict[tuple, list[int]] = {}
-            for ci, k, s in missing:
-                by_probe.setdefault((ci, k), []).append(s)
-            jobs = [Job(ci, k, run, self.combos[ci].info.steps) for (ci, k), ss in by_probe.items()
-                    for run in seed_runs(ss, self.options.pack)]
-            self._launch(self._within_budget(jobs), attempt, got)
+            self._launch(self._within_budget(self._jobs(missing)), attempt, got)
             missing = [m for m in missing if m not in got]
             if self.out_of_time:
                 return False
@@ -150,6 +147,25 @@ class Sweep:
                 if r.combo == ci and r.k == k and r.verdict is None:
                     r.verdict = verdict
         return True
+
+    def _jobs(self, missing: list[tuple[int, int, int]]) -> list[Job]:
+        """Missing (combination, depth, seed) trials as jobs: per probe, contiguous seeds packed;
+        with ``mix_depths`` all of a combination's probes of the round packed into one network."""
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for ci, k, s in missing:
+            groups.setdefault((ci,) if self.options.mix_depths else (ci, k), []).append((k, s))
+        jobs = []
+        for (ci, *_), members in groups.items():
+            steps = self.combos[ci].info.steps
+            if not self.options.mix_depths or len({k for k, _ in members}) == 1:
+                for k in sorted({k for k, _ in members}):
+                    runs = seed_runs([s for kk, s in members if kk == k], self.options.pack)
+                    jobs += [Job(ci, k, run, steps) for run in runs]
+                continue
+            for pack in mixed_packs(members, self.options.max_replicas):
+                depths, seeds = [k for k, _ in pack], [s for _, s in pack]
+                jobs.append(Job(ci, max(depths), seeds, steps, depths if len(set(depths)) > 1 else None))
+        return jobs
 
     def _within_budget(self, jobs: list[Job]) -> list[Job]:
         """The jobs that the cost model predicts end within the budget (all without one)."""
@@ -178,7 +194,7 @@ class Sweep:
             return
         for job in jobs:
             c = self.combos[job.combo]
-            job.overrides = c.overrides + [f"k={job.k}", f"seed={job.seeds[0]}", f"replicas={len(job.seeds)}"]
+            job.overrides = c.overrides + job.launch_overrides()
             try:  # compose now, as the basic sweeper does: a broken config never reaches a launcher
                 self.backend.compose(job.overrides)
             except ValueError as e:  # it composed at the start: a config file changed under the sweep
@@ -196,29 +212,30 @@ class Sweep:
     def _collect(self, job: Job, out: Outcome, attempt: int, num: int, got: dict) -> None:
         c = self.combos[job.combo]
         if out.result is None:  # failed, or the launcher crashed: it may still have finished
-            for s in job.seeds:
-                hit = self.found.get((c.key, job.k, s))
+            for k, s in job.members:
+                hit = self.found.get((c.key, k, s))
                 if hit is not None and out.error and out.error.startswith("launcher:"):
-                    got[job.combo, job.k, s] = Trial.from_result(job.combo, job.k, s, "ok", hit.trial, hit.result,
-                                                                 attempt=attempt, job_num=hit.job_num,
-                                                                 job_dir=str(hit.job_dir))
+                    got[job.combo, k, s] = Trial.from_result(job.combo, k, s, "ok", hit.trial, hit.result,
+                                                             attempt=attempt, job_num=hit.job_num,
+                                                             job_dir=str(hit.job_dir))
                 else:
-                    self._fail(job.combo, job.k, s, attempt, out.error, num, out.job_dir)
+                    self._fail(job.combo, k, s, attempt, out.error, num, out.job_dir)
             return
         result = out.result
         self.jobs_done += 1
-        self.work_done += job.work
+        self.work_done += sum(k for k, _ in job.members) * self.combos[job.combo].info.train_steps
         if result.get("seconds"):
             self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]))
-        trials = {t.get("seed"): t for t in result.get("trials", [])}
-        for s in job.seeds:
+        trials = {(t.get("k", result.get("k")), t.get("seed")): t for t in result.get("trials", [])}
+        for k, s in job.members:
             if result.get("debug"):
-                self._fail(job.combo, job.k, s, attempt, "a debug run (fast_dev_run) is not a verdict", num, out.job_dir)
-            elif s in trials:
-                got[job.combo, job.k, s] = Trial.from_result(job.combo, job.k, s, "ok", trials[s], result,
-                                                             attempt=attempt, job_num=num, job_dir=out.job_dir)
+                self._fail(job.combo, k, s, attempt, "a debug run (fast_dev_run) is not a verdict", num, out.job_dir)
+            elif (k, s) in trials:
+                got[job.combo, k, s] = Trial.from_result(job.combo, k, s, "ok", trials[k, s], result,
+                                                         attempt=attempt, job_num=num, job_dir=out.job_dir)
             else:
-                self._fail(job.combo, job.k, s, attempt, f"no trial for seed {s} in the result", num, out.job_dir)
+                self._fail(job.combo, k, s, attempt, f"no trial for seed {s} at k={k} in the result", num,
+                           out.job_dir)
 
     def _fail(self, ci, k, seed, attempt, error, num, job_dir) -> None:
         self.history.append(Trial(ci, k, seed, "failed", round=self.combos[ci].search.rounds, attempt=attempt,

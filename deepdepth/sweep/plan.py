@@ -39,12 +39,13 @@ class SimulatedBackend:
             seconds = self.cost.job_seconds(job.k, len(job.seeds), job.steps)
             batch += seconds
             self.jobs += 1
-            self.work += job.k * len(job.seeds) * self.combos[job.combo].info.train_steps
-            trials = [{"seed": s, "trainable": limit is not None and job.k <= limit} for s in job.seeds]
+            self.work += sum(k for k, _ in job.members) * self.combos[job.combo].info.train_steps
+            trials = [{"seed": s, "k": k, "trainable": limit is not None and k <= limit} for k, s in job.members]
             out.append(Outcome(result={"k": job.k, "trials": trials}))
         self.now += batch / max(1, self.parallelism)
         self.lines.append(f"  {len(jobs)} jobs: " + ", ".join(
-            f"{self.combos[j.combo].info.model}@{j.k}x{len(j.seeds)}" for j in jobs))
+            f"{self.combos[j.combo].info.model}@{'/'.join(map(str, sorted(set(j.depths or [j.k]))))}x{len(j.seeds)}"
+            for j in jobs))
         return out
 
 
@@ -69,8 +70,8 @@ def plan(combos: list[Combo], limits: dict, device: str, options: Options, found
     sims = [copy.deepcopy(c) for c in combos]
     backend = SimulatedBackend(limits, sims, cost, parallelism)
     sweep = Sweep(sweep_dir=None, combos=sims, backend=backend, cost=cost,
-                  options=Options(retries=0, pack=options.pack, time_budget=None, write=False),
+                  options=Options(retries=0, pack=options.pack, time_budget=None, write=False,
+                                  mix_depths=options.mix_depths, max_replicas=options.max_replicas),
                   found=dict(found or {}), clock=lambda: backend.now)
     sweep.run()
-    rounds = max((c.search.rounds for c in sims), default=0)
-    return Plan(backend.jobs, rounds, backend.work, backend.now, device, backend.lines)
+    return Plan(backend.jobs, sweep.rounds, backend.work, backend.now, device, backend.lines)

@@ -4,9 +4,11 @@ in flight. Plain json/yaml/csv: no Hydra."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -38,18 +40,27 @@ def scan(sweep_dir: Path, output_subdir: Optional[str]) -> tuple[dict, int]:
         if not str(path.parent).endswith(str(output_subdir)):
             continue
         job_dir = Path(str(path.parent)[: -len(str(output_subdir))])
+        reading = path
         try:
             overrides = yaml.safe_load(path.read_text()) or []
-            num = int(yaml.safe_load((path.parent / "hydra.yaml").read_text())["hydra"]["job"]["num"])
+            if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+                raise ValueError("not a list of overrides")
+            reading = path.parent / "hydra.yaml"
+            num = int(yaml.safe_load(reading.read_text())["hydra"]["job"]["num"])
             next_num = max(next_num, num + 1)
-            if not (job_dir / "result.json").exists():
+            reading = job_dir / "result.json"
+            if not reading.exists():
                 continue
-            result = json.loads((job_dir / "result.json").read_text())
-            trials = [(int(result["k"]), int(t["seed"]), t) for t in result["trials"]]
-            config = yaml.safe_load((path.parent / "config.yaml").read_text()) or {}
+            result = json.loads(reading.read_text())
+            # a mixed-depth pack records each trial's own k
+            trials = [(t.get("k", result["k"]), t["seed"], t) for t in _checked_trials(result)]
+            reading = path.parent / "config.yaml"
+            config = yaml.safe_load(reading.read_text()) or {}
+            if not isinstance(config, dict) or not isinstance(config.get("model") or {}, dict):
+                raise ValueError("not a config mapping")
         except Exception as e:  # a killed job's folder, or a file of the wrong shape
             log.warning("bisect: cannot read %s (%s: %s); its trials will be trained again",
-                        job_dir, type(e).__name__, e)
+                        reading, type(e).__name__, e)
             continue
         if result.get("debug"):
             continue  # a fast_dev_run-like trial is never a verdict
@@ -59,6 +70,20 @@ def scan(sweep_dir: Path, output_subdir: Optional[str]) -> tuple[dict, int]:
             for key in keys:
                 found[key, k, seed] = Finished(t, result, job_dir, num)
     return found, next_num
+
+
+def _checked_trials(result) -> list[dict]:
+    """The trials of a result.json, or ValueError saying how the record is not one."""
+    def whole(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if not isinstance(result, dict) or not isinstance(result.get("trials"), list) or not whole(result.get("k")):
+        raise ValueError("not a trial record (an object with an integer 'k' and a 'trials' list)")
+    for t in result["trials"]:
+        if not isinstance(t, dict) or not whole(t.get("seed")) or not whole(t.get("k", 0)) \
+                or t.get("trainable") not in (True, False, None):
+            raise ValueError(f"trial {t!r:.80} has no integer 'seed' (and 'k'), or a 'trainable' not true/false/null")
+    return result["trials"]
 
 
 def write_outputs(sweep_dir: Path, doc: dict) -> None:
@@ -81,23 +106,30 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(path, text.getvalue())
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write to a temporary file beside ``path``, flush it to disk and rename it over ``path``:
+    a reader (or a resume after kill -9) sees the old file or the whole new one, and a failed
+    write (a full disk) leaves no partial file; the error names ``path``."""
+    path, tmp = Path(path), None
     try:
-        tmp.write_text(text)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o644)  # as an ordinary write leaves it, not mkstemp's 0600
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OSError(f"cannot write {path}: {e.strerror or e}") from None
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OSError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 __all__ = ["Finished", "OWNED", "atomic_write", "flat", "override_key", "scan", "write_csv", "write_outputs"]

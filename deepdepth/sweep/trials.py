@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
-OWNED = ("k", "seed", "replicas")  # set by the sweeper per job, never part of a combination
+OWNED = ("k", "seed", "replicas", "depths", "seeds")  # set by the sweeper per job, never part of a combination
 SETTINGS = ("model", "lr", "protocol", "epochs", "criterion", "threshold", "train_samples", "test_samples")
 
 
@@ -78,17 +78,35 @@ class Trial:
 
 @dataclass
 class Job:
-    """One launch: ``seeds`` of one combination's trials at depth ``k``, packed as replicas."""
+    """One launch: trials of one combination packed as replicas, ``seeds[i]`` at ``depths[i]``
+    (one depth for all, ``k``, unless the pack mixes depths)."""
     combo: int
     k: int
     seeds: list[int]
-    steps: int = 0  # optimizer steps per replica, from the composed config
+    steps: float = 0.0  # cost-model steps per replica, from the composed config
+    depths: Optional[list[int]] = None  # per replica, for a mixed-depth pack
     overrides: list[str] = field(default_factory=list)
 
     @property
-    def work(self) -> int:
-        """Replica-layer-steps: what the job computes."""
-        return self.k * len(self.seeds) * self.steps
+    def members(self) -> list[tuple[int, int]]:
+        """(depth, seed) of each replica."""
+        return list(zip(self.depths or [self.k] * len(self.seeds), self.seeds))
+
+    def launch_overrides(self) -> list[str]:
+        """The job's own overrides: a contiguous single-depth pack as ``seed=s replicas=n``, a
+        mixed one with every replica's depth and seed listed."""
+        head = [f"k={self.k}", f"seed={self.seeds[0]}", f"replicas={len(self.seeds)}"]
+        if self.depths is None:
+            return head
+        return head + ["depths=[" + ",".join(map(str, self.depths)) + "]",
+                       "seeds=[" + ",".join(map(str, self.seeds)) + "]"]
+
+
+def mixed_packs(members: list[tuple[int, int]], max_replicas: int) -> list[list[tuple[int, int]]]:
+    """(depth, seed) pairs of one combination's round grouped into packs of at most
+    ``max_replicas``, deepest first, so each pack's depth (its cost) is as small as it can be."""
+    ordered = sorted(members, reverse=True)
+    return [sorted(ordered[i:i + max_replicas]) for i in range(0, len(ordered), max_replicas)]
 
 
 @dataclass

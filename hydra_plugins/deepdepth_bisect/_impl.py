@@ -137,10 +137,36 @@ def build_searches(grid: list[list[str]], opts: dict, base_seed: int) -> list:
     return out
 
 
-def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, hints) -> list[Combo]:
+def check_options(opts: dict) -> None:
+    """The sweeper's own numbers in range, one line naming the first that is not."""
+    def whole(v, least):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+    def positive(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+
+    refine = dict(opts.get("refine") or {})
+    for ok, key, want in ((whole(opts.get("retries"), 0), "retries", "an integer >= 0"),
+                          (whole(opts.get("seeds"), 1), "seeds", "an integer >= 1"),
+                          (whole(opts.get("parallel"), 1), "parallel", "an integer >= 1"),
+                          (opts.get("time_budget") is None or positive(opts.get("time_budget")), "time_budget",
+                           "a finite number of seconds > 0, or null"),
+                          (refine.get("width") is None or positive(refine.get("width")), "refine.width",
+                           "a finite number of layers > 0, or null"),
+                          (whole(refine.get("max_seeds", 1), 1), "refine.max_seeds", "an integer >= 1"),
+                          (whole(refine.get("batch", 1), 1), "refine.batch", "an integer >= 1")):
+        if not ok:
+            value = refine.get(key.split(".")[1]) if key.startswith("refine.") else opts.get(key)
+            raise BisectError(f"bisect sweeper: hydra.sweeper.{key} must be {want}, got {value!r}")
+
+
+def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, hints,
+                 memory_replicas: Optional[bool] = None) -> list[Combo]:
     """Compose and validate every combination before any training, so a typo in the grid or a
-    non-positive lr is one clear error now, not a column of 'untrainable' after hours."""
-    from deepdepth.config import validate
+    non-positive lr is one clear error now, not a column of 'untrainable' after hours.
+    ``memory_replicas``: also check that the deepest probe fits on this machine with that many
+    packed seeds (None: not checked, e.g. a dry run, or jobs that run on other machines)."""
+    from deepdepth.config import check_memory, validate
     from deepdepth.models import check_depth
 
     combos, bad = [], []
@@ -150,7 +176,9 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
                 check_depth(k)  # lower and lower+step: every grid depth is then a multiple of 3
             cfg = backend.load(overrides + [f"k={search.lower}", f"seed={search.seeds[0]}",
                                             f"replicas={len(search.seeds)}"])
-            validate(cfg)
+            validate(cfg, memory=False)
+            if memory_replicas:
+                check_memory(cfg, k=search.grid[-1], replicas=memory_replicas)
             combos.append(Combo(i, overrides, search, composed(cfg)))
         except Exception as e:
             bad.append(f"{' '.join(overrides) or '(defaults)'}: {e}")
@@ -192,36 +220,47 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     backend = HydraBackend(sweeper.hydra_context, config, sweeper.launcher)
     sweep_dir = Path(config.hydra.sweep.dir)
     params = [f"{k}={v}" for k, v in (opts.get("params") or {}).items()]
+    check_options(opts)
     grid, base_seed = parse_grid(sweeper.hydra_context.config_loader, params + list(arguments))
     try:
         searches = build_searches(grid, opts, base_seed)
     except ValueError as e:
         raise BisectError(f"bisect sweeper: {e}") from None
-    combos = check_combos(backend, grid, searches, opts.get("hints"))
+    local = "slurm" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")).lower()
+    replicas = (opts["seeds"] if opts["pack"] else 1) if local and not opts.get("dry_run") else None
+    combos = check_combos(backend, grid, searches, opts.get("hints"), replicas)
     found, next_num = scan(sweep_dir, config.hydra.output_subdir) if sweep_dir.exists() else ({}, 0)
     device = opts.get("device") or "auto"
     here = local_device() if device == "auto" else device
-    options = Options(retries=opts["retries"], pack=opts["pack"], time_budget=opts.get("time_budget"))
+    options = Options(retries=opts["retries"], pack=opts["pack"], time_budget=opts.get("time_budget"),
+                      max_replicas=opts.get("max_replicas") or 16)
     limits, notes = assumed_limits(combos, opts.get("plan_limits"))
     if opts.get("dry_run"):
-        return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto")
+        return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto",
+                          opts.get("mix_depths", "auto"))
+    options = with_mixing(options, opts.get("mix_depths", "auto"), device_name(here))
     planned = plan(combos, limits, device_name(here), options, found, backend.parallelism)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
-    from deepdepth.sweep.lock import sweep_lock
+    try:  # a read-only or full sweep dir: one line, finished trials kept
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        from deepdepth.sweep.lock import sweep_lock
 
-    with sweep_lock(sweep_dir, wait=bool(opts.get("wait_for_lock"))):
-        found, next_num = scan(sweep_dir, config.hydra.output_subdir)  # again, now that the dir is ours
-        if found:
-            log.info("bisect: resuming, %d finished trials found in %s", len(found), sweep_dir)
-        header = {k: v for k, v in opts.items() if k not in ("params", "upper_for", "plan_limits")}
-        sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
-                      header=header, rescan=lambda: scan(sweep_dir, config.hydra.output_subdir),
-                      planned=(planned.jobs, planned.work))
-        try:
-            rows = sweep.run()
-        except SweepError as e:
-            raise BisectError(str(e)) from None
+        with sweep_lock(sweep_dir, wait=bool(opts.get("wait_for_lock"))):
+            found, next_num = scan(sweep_dir, config.hydra.output_subdir)  # again, now that the dir is ours
+            if found:
+                log.info("bisect: resuming, %d finished trials found in %s", len(found), sweep_dir)
+            header = {k: v for k, v in opts.items() if k not in ("params", "upper_for", "plan_limits")}
+            sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
+                          header=header, rescan=lambda: scan(sweep_dir, config.hydra.output_subdir),
+                          planned=(planned.jobs, planned.work))
+            try:
+                rows = sweep.run()
+            except SweepError as e:
+                raise BisectError(str(e)) from None
+    except OSError as e:
+        where = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+        raise BisectError(f"bisect sweeper: cannot write in {sweep_dir} ({where}); make room or fix its permissions "
+                          "and rerun the same command to resume, or choose another hydra.sweep.dir") from e
     for c in combos:
         s = c.search
         log.info("bisect %s: k*=%s%s, %s, %d rounds, %d trials", " ".join(c.overrides) or "(defaults)", s.k_star,
@@ -235,12 +274,20 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     return rows
 
 
-def print_plan(combos, limits, notes, here, options, found, parallelism, auto) -> list:
+def with_mixing(options: Options, mix, device: str) -> Options:
+    """``mix_depths: auto`` packs a round's depths together on a GPU only: there a masked layer
+    costs little beside the launch it shares, on a CPU it is pure waste."""
+    from dataclasses import replace
+
+    return replace(options, mix_depths=device != "cpu" if mix in ("auto", None) else bool(mix))
+
+
+def print_plan(combos, limits, notes, here, options, found, parallelism, auto, mix="auto") -> list:
     """The dry run: the plan on this device (and on the study's GPUs when this is a CPU)."""
     devices = [device_name(here)]
     if auto and devices == ["cpu"]:
         devices = ["cpu", "h100", "h200"]  # no GPU here: what the study would take on one
-    plans = [plan(combos, limits, d, options, found, parallelism) for d in devices]
+    plans = [plan(combos, limits, d, with_mixing(options, mix, d), found, parallelism) for d in devices]
     print("bisect dry run: nothing is trained. Assumed limits (a trial trains iff k <= its limit):")
     print("\n".join(notes))
     print("rounds (jobs: model@depth x replicas):")

@@ -28,11 +28,13 @@ class BisectSweeperConf:
     search: Any = "gallop"
     hints: Any = None  # where a search starts: null, reference (the original study's k*), or {model: k}
     pack: bool = True  # one job per probe trains all its seeds (replicas=seeds)
+    mix_depths: Any = "auto"  # a round's probes of a combination in one job: auto = on a GPU (masked layers waste a CPU)
+    max_replicas: int = 16  # replicas per job at most
     retries: int = 1  # relaunches of a failed trial
     time_budget: Optional[float] = None  # seconds: launch no job predicted to end later; rerun to resume
     dry_run: bool = False  # print the plan (jobs, rounds, replica-layer-steps, est. time); train nothing
     device: str = "auto"  # cost model: auto (this machine), cpu, h100, h200
-    plan_limits: Optional[Dict[str, int]] = None  # limits a plan assumes, by model (default: reference k*)
+    plan_limits: Optional[Dict[str, int]] = field(default_factory=dict)  # limits a plan assumes, by model (default: reference k*)
     wait_for_lock: bool = False  # another sweep holds the sweep dir: wait for it instead of refusing
     refine: RefineConf = field(default_factory=RefineConf)
     params: Optional[Dict[str, str]] = None  # extra sweep arguments, as in the basic sweeper
