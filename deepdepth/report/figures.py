@@ -1,5 +1,6 @@
 """The report's figures, one registry: each function takes the confidence rows and returns a
-matplotlib ``Figure`` (built without pyplot, so no backend is chosen here: the writer saves them).
+matplotlib ``Figure`` (built without pyplot, so no backend is chosen here: the writer saves them);
+one registered with ``applies`` is drawn only where it applies (the phase diagram: a gain sweep).
 Depth axes are logarithmic with integer tick labels; legends stay inside the figure's own area;
 rows trained under protocol=original are drawn dashed and say so in their label."""
 from __future__ import annotations
@@ -10,29 +11,41 @@ from typing import Callable, Iterator
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from .compare import NO_SETTINGS, compare_reference
+from .phase import gain_sweep, theory_curves
 from .stats import Confidence
 
-FIGURES: dict[str, Callable[[list[Confidence]], Figure]] = {}
+Draw = Callable[[list[Confidence]], Figure]
+FIGURES: dict[str, Draw] = {}  # drawn for every sweep
+CONDITIONAL: dict[str, tuple[Callable[[list[Confidence]], bool], Draw]] = {}  # drawn where applies(rows)
 TRAIN_ERR = "final train error (running mean over the last epoch)"
 
 
-def registered(stem: str):
+def registered(stem: str, applies: Callable[[list[Confidence]], bool] | None = None):
     def add(draw):
-        FIGURES[stem] = draw
+        if applies is None:
+            FIGURES[stem] = draw
+        else:
+            CONDITIONAL[stem] = (applies, draw)
         return draw
     return add
 
 
 def all_figures(conf: list[Confidence]) -> Iterator[tuple[str, Figure]]:
-    """(file stem, Figure): the registered overviews, then one error-vs-depth figure per combination."""
+    """(file stem, Figure): the registered overviews (a conditional one where it applies), then
+    one error-vs-depth figure per combination."""
     shown = [r for r in conf if r.depths]
     for stem, draw in FIGURES.items():
         yield stem, draw(shown)
+    for stem, (applies, draw) in CONDITIONAL.items():
+        if applies(shown):
+            yield stem, draw(shown)
     for r in shown:
         yield "error_vs_depth_" + slug(r.combination.file_label), combination_errors(r)
 
@@ -205,4 +218,85 @@ def combination_errors(r: Confidence) -> Figure:
         ax.axvline(r.k_star_shown, color="k", ls=":", lw=1.5, label=f"k*: {r.k_star_str}")
     _finish(ax, [r], f"{legend_label(r)}: measured limit {r.limit}", "final error (%)")
     ax.legend(fontsize="small", loc="best")
+    return fig
+
+
+def _edges(xs: list[float], log: bool = False) -> list[tuple[float, float]]:
+    """Cells around sorted points, meeting halfway (geometrically when ``log``); the outer cells as wide
+    as their inner neighbours' half (a lone point: 12% either side)."""
+    t = [math.log(x) if log else x for x in xs]
+    half = [(b - a) / 2 for a, b in zip(t, t[1:])] or [abs(t[0]) * 0.12 or 0.12]
+    if log:
+        half = [min(h, math.log(1.25)) for h in half]
+    lows = [t[0] - half[0]] + [a + h for a, h in zip(t, half)]
+    highs = [a + h for a, h in zip(t, half)] + [t[-1] + half[-1]]
+    back = math.exp if log else (lambda x: x)
+    return [(back(a), back(b)) for a, b in zip(lows, highs)]
+
+
+def _theory_grid(lo: float, hi: float) -> np.ndarray:
+    """sigma_w^2 from lo to hi, dense towards criticality (1), where 6 xi diverges."""
+    grid = [np.linspace(lo, hi, 40)]
+    if lo < 1:
+        grid.append(1 - np.geomspace(1e-3, 1 - lo, 15))
+    if hi > 1:
+        grid.append(1 + np.geomspace(1e-3, hi - 1, 25))
+    g = np.unique(np.concatenate(grid))
+    return g[(g >= lo) & (g <= hi)]
+
+
+@registered("phase_diagram", applies=lambda conf: bool(gain_sweep(conf)))
+def phase_diagram(conf: list[Confidence]) -> Figure:
+    """Per family of a gain sweep: the fraction of seeds that train over (sigma_w^2, depth), each probed
+    depth's cell reaching halfway to the next probe; mean field's 6 xi over it (and 6/ln chi_1 where
+    gradients explode); the measured k50 with its 95% interval (arrows: only a bound)."""
+    families = gain_sweep(conf)
+    fig = Figure(figsize=(6.5 * len(families) + 1.5, 6.8), layout="constrained")
+    axes = fig.subplots(1, len(families), sharey=True, squeeze=False)[0]
+    cmap, norm = colormaps["RdYlBu"], Normalize(0, 1)
+    depths = [d.k for ps in families.values() for p in ps for d in p.row.depths] or [3, 48]
+    k_lo, k_hi = min(depths) / 1.35, max(depths) * 1.6
+    for ax, (name, points) in zip(axes, families.items()):
+        columns = _edges([p.sigma_w2 for p in points])
+        for p, (a, b) in zip(points, columns):
+            if p.row.depths:
+                rows = _edges([d.k for d in p.row.depths], log=True)
+                ax.pcolormesh([a, b], [rows[0][0]] + [high for _, high in rows],
+                              [[d.fraction] for d in p.row.depths], cmap=cmap, norm=norm, edgecolors="face")
+                for d in p.row.depths:  # trained / seeds at the probed depth itself
+                    ax.text(a + 0.06 * (b - a), d.k, f"{d.passes}/{d.n}", fontsize=7, ha="left", va="center",
+                            color="w" if abs(d.fraction - 0.5) > 0.35 else "k")
+        x = _theory_grid(columns[0][0], columns[-1][1])
+        six_xi, gradient = theory_curves(points[0].activation, x)
+        ax.plot(x, np.minimum(six_xi, k_hi * 10), color="k", lw=2, label="6 ξ (mean field, σ_b = 0)")
+        if np.isfinite(gradient).any():
+            ax.plot(x, np.minimum(gradient, k_hi * 10), color="k", lw=1.6, ls="--",
+                    label="6 / ln χ₁ (gradients grow: chaotic phase)")
+        for p in points:
+            lim = p.row.limit
+            if lim.kind == "k50":
+                low, high = lim.low or k_lo, lim.high or k_hi
+                ax.errorbar([p.sigma_w2], [lim.value], yerr=[[lim.value - low], [high - lim.value]], fmt="o",
+                            ms=7, mfc="white", mec="k", ecolor="k", capsize=4, lw=1.5, zorder=5)
+            elif lim.kind in ("above", "below"):
+                ax.annotate("", (p.sigma_w2, lim.value * (1.5 if lim.kind == "above" else 1 / 1.5)),
+                            (p.sigma_w2, lim.value), arrowprops=dict(arrowstyle="-|>", color="k", lw=1.5))
+                ax.plot([p.sigma_w2], [lim.value], marker="o", ms=5, color="k")
+        if columns[0][0] < 1 < columns[-1][1]:
+            ax.axvline(1.0, color="gray", ls=":", lw=1.2)
+        ax.set_xlim(columns[0][0], columns[-1][1])
+        ax.set_ylim(k_lo, k_hi)
+        depth_axis(ax, [k_lo * 1.25, k_hi / 1.25], axis="y")
+        ax.set_xticks([p.sigma_w2 for p in points], [f"{p.sigma_w2:.3g}" for p in points])
+        ax.set(xlabel="σ_w² (init gain²; 1 = critical)", title=name)
+    axes[0].set_ylabel("depth k (conv layers, log scale)")
+    fig.colorbar(ScalarMappable(norm, cmap), ax=list(axes),
+                 label="fraction of seeds trainable (text: trained/seeds at the probe; cell: to halfway)")
+    curves = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}  # any panel's
+    handles = list(curves.values()) + [
+        Line2D([], [], marker="o", mfc="white", mec="k", color="k", label="measured k50, 95% interval"),
+        Line2D([], [], marker="$\\uparrow$", ms=10, color="k", ls="none",
+               label="bound only: no probe crosses 50% (arrow: open side)")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
+    fig.suptitle("Trainability phase diagram: where seeds train against mean-field depth scales")
     return fig

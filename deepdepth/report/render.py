@@ -10,6 +10,7 @@ from .. import reference as ref
 from .compare import Comparison, compare_reference, like_for_like_lines, verdict_lines
 from .load import Combination, Trial
 from .markdown import table
+from .phase import gain_sweep, phase_markdown
 from .settings import show, varying
 from .stats import Confidence, DepthPoint, Ranked, confidence_table, rank_variants
 from .theory import mean_field_rows, prediction_cells
@@ -115,6 +116,25 @@ def ranking_markdown(ranking: list[Ranked], mean_field: Optional[dict] = None) -
                   "mean-field k* (6 xi)", "theory"], rows)
 
 
+def phase_section(conf: list[Confidence], figures: list, variants: Optional[dict] = None) -> list[str]:
+    """'## Phase diagram' where the sweep varies the init gain (else nothing): per sigma_w^2 the
+    depth scale, 6 xi and the measured k50."""
+    families = gain_sweep(conf, variants)
+    if not families:
+        return []
+    drawn = [f"![phase_diagram]({Path(p).name})" for p in figures if Path(p).stem == "phase_diagram"]
+    return ["", "## Phase diagram", "",
+            "The sweep varies the init gain g (model.init=rule:g), so sigma_w^2 = g^2 for the fan-in rules, "
+            "sigma_b = 0 (zero conv biases). Mean field (Schoenholz et al. 2017): below sigma_w^2 = 1 "
+            "(ordered) signals forget their input over xi = -1/ln chi_1 layers; above it (chaotic) xi is the "
+            "correlation depth scale and gradients grow over 1/ln chi_1 layers; at 1 (critical) xi is "
+            "infinite. Trainable up to about 6 xi; the mean-field k is the depth over which the package's own "
+            "net decays by 6 e-folds (the input conv maps nothing, width-changing convs at their own "
+            "sigma_w^2). Measured: k50 and its 95% "
+            "interval, as in the confidence table; the ratio k50 / 6 xi says how far 6 xi misses.", "",
+            phase_markdown(families), *([""] + drawn if drawn else [])]
+
+
 def render_report(frontier: list[Combination], trials: list[Trial], title: str = "Depth study",
                   sweeper: Optional[dict] = None, figures: Optional[list] = None,
                   mean_field: bool = True, variants: Optional[dict] = None) -> str:
@@ -155,6 +175,7 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
     if mf:
         from ..meanfield import mean_field_markdown
         parts += ["", "## Mean-field prediction", "", mean_field_markdown(list(mf.values())).rstrip()]
+        parts += phase_section(conf, figures or [], variants)
     if figures:
         parts += ["", "## Figures", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in figures]
     return "\n".join(parts) + "\n"
