@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from .base import RULES, Bookkeeping, Search, combine
 from .bisect import DepthSearch, split_points
 from .gallop import GallopSearch
+from .refine import Refine
 
 SEARCHES: dict[str, type] = {"bisect": DepthSearch, "gallop": GallopSearch}
 
@@ -41,5 +42,5 @@ def make_search(spec: Any, **kwargs) -> Search:
     return cls(**{k: v for k, v in merged.items() if takes_all or k in params})
 
 
-__all__ = ["RULES", "SEARCHES", "Bookkeeping", "DepthSearch", "GallopSearch", "Search", "combine",
+__all__ = ["RULES", "SEARCHES", "Bookkeeping", "DepthSearch", "GallopSearch", "Refine", "Search", "combine",
            "make_search", "search_class", "split_points"]
