@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 log = logging.getLogger(__name__)
 
 
@@ -90,3 +92,21 @@ def claim_gpu(count: int, folder: str | os.PathLike | None = None, poll: float =
                      count, jobs_per_device, folder)
             waited = True
         time.sleep(poll)
+
+
+@contextlib.contextmanager
+def float32_precision(precision: str):
+    """``fp32``: float32 convolutions and matmuls in full precision, as the original study ran
+    on the CPU (cuDNN would otherwise use TF32 on Ampere and later GPUs); ``tf32``: TF32 allowed.
+    The previous settings come back after the trial. (Here, not in train.py: launchers pickle
+    ``python -m deepdepth.train``'s functions by value, and torch.backends.cudnn cannot be.)"""
+    tf32 = precision == "tf32"
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+             torch.get_float32_matmul_precision())
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])

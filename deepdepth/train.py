@@ -30,7 +30,7 @@ from . import __version__
 from .callbacks import Trainability
 from .config import ConfigError, validate
 from .data import MNISTDataModule
-from .devices import claim_gpu, gpu_names
+from .devices import claim_gpu, float32_precision, gpu_names
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, count_parameters
 from .module import DepthClassifier
@@ -83,7 +83,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
     trainer_kw.setdefault("benchmark", None)
     own = [verdict] + ([SignalDiagnostics()] if cfg.get("diagnostics", False) else [])
     precision = cfg.get("precision", "fp32")
-    with _quiet(not interactive), _float32_precision(precision), \
+    with _quiet(not interactive), float32_precision(precision), \
             _device(trainer_kw, cfg.get("gpu_jobs_per_device", 1)):
         L.seed_everything(cfg.seed, verbose=False)
         trainer = L.Trainer(**trainer_kw, callbacks=own + list(callbacks),
@@ -136,23 +136,6 @@ def _quiet(enabled: bool):
         finally:
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
-
-
-@contextlib.contextmanager
-def _float32_precision(precision: str):
-    """``fp32``: float32 convolutions and matmuls in full precision, as the original study ran
-    on the CPU (cuDNN would otherwise use TF32 on Ampere and later GPUs); ``tf32``: TF32 allowed.
-    The previous settings come back after the trial."""
-    tf32 = precision == "tf32"
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-             torch.get_float32_matmul_precision())
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[:2]
-        torch.set_float32_matmul_precision(saved[2])
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ def test_k50_where_the_probes_cross_half():
     expect = half_trainable_depth([3] * 3 + [6] * 3 + [12] * 3, [1, 1, 1, 1, 0, 0, 0, 0, 0])
     assert (row.limit.kind, row.limit.value, row.limit.low, row.limit.high) == ("k50", expect.k50, expect.low,
                                                                                 expect.high)
-    assert str(row.limit) == "5.8 [3.4, 8.2]" and row.limit.slope > 0
+    assert str(row.limit) == "6.0 [3.4, 8.2]" and row.limit.slope > 0
 
 
 def test_no_extrapolated_limit():

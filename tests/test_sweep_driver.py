@@ -138,3 +138,35 @@ def test_plan_with_mixed_packs_costs_less_on_a_gpu():
     mixed = plan(combos(), {0: 447}, "h200", Options(mix_depths=True))
     assert (single.jobs, mixed.jobs) == (2, 1) and single.work == mixed.work
     assert mixed.seconds < 0.8 * single.seconds
+
+
+def test_refinement_trains_more_seeds_and_reports_its_interval():
+    from deepdepth.search import Refine
+
+    base = GallopSearch(upper=30, seeds=3, parallel=2)
+    limits = {0: 12}
+    backend = FakeBackend(limits)
+    rows = make([combo(0, ["model=a"], search=Refine(base, width=3.0, max_seeds=12))], backend).run()
+    row = rows[0]
+    assert row["search"] == "Refine(GallopSearch)" and row["k_star"] == 12
+    refine = row["refine"]
+    assert refine["reached"] and refine["high"] - refine["low"] <= 3.0 and 12 <= refine["k50"] <= 15
+    assert max(int(n) for n in refine["seeds_at"].values()) > 3  # seeds beyond the base's three
+    assert len({(k, s) for _, k, seeds in backend.launched for s in seeds}) == \
+        sum(len(seeds) for _, _, seeds in backend.launched)  # no (depth, seed) trained twice
+
+
+def test_the_report_shows_the_refinement(tmp_path):
+    import json
+
+    from deepdepth.report import load_frontier, load_sweep, render_report
+    from deepdepth.search import Refine
+
+    combos = [combo(0, ["model=cnn_tanh"], search=Refine(GallopSearch(upper=30, seeds=3, parallel=2), width=3.0,
+                                                         max_seeds=12))]
+    sweep = Sweep(tmp_path, combos, FakeBackend({0: 12}), CostModel("cpu"), Options())
+    sweep.run()
+    doc = json.loads((tmp_path / "frontier.json").read_text())
+    assert doc["frontier"][0]["refine"]["reached"]
+    text = render_report(load_frontier(tmp_path), load_sweep(tmp_path), mean_field=False)
+    assert "## Precision (refinement phase)" in text and "interval narrower than 3" in text

@@ -259,13 +259,14 @@ class Sweep:
             rows.append({
                 "combo": c.index, "params": c.params, "model": c.info.model, "lr": c.info.lr,
                 "protocol": c.info.protocol, "k_star": s.k_star, "confirmed": s.confirmed,
-                "censored": s.censored, "hit_upper": s.censored, "done": s.done, "search": type(s).__name__,
+                "censored": s.censored, "hit_upper": s.censored, "done": s.done, "search": search_name(s),
                 "hint": getattr(s, "hint", None), "trials": sum(t.status != "failed" for t in mine),
                 "failed_trials": sum(t.status == "failed" for t in mine),
                 "shared_trials": sum(t.status == "shared" for t in mine), "rounds": s.rounds,
                 "probes": len(s.history), "seconds": c.seconds, "nonmonotone": s.nonmonotone,
                 "crashed": sorted(getattr(s, "crashed", ())), "lower": s.lower, "upper": s.upper,
-                "step": s.step, "rule": s.rule, "seeds": len(s.seeds), "probe_history": s.history})
+                "step": s.step, "rule": s.rule, "seeds": len(s.seeds), "probe_history": s.history,
+                **refinement(s)})
         return rows
 
     def write(self) -> None:
@@ -275,3 +276,19 @@ class Sweep:
                "history": [t.row(self.combos[t.combo].params) for t in self.history],
                "stopped": "time budget" if self.out_of_time else None}
         write_outputs(self.sweep_dir, doc)
+
+
+def search_name(search) -> str:
+    base = getattr(search, "base", None)
+    return f"{type(search).__name__}({type(base).__name__})" if base is not None else type(search).__name__
+
+
+def refinement(search) -> dict:
+    """A refinement phase's result for the frontier: k50's interval and the seeds it took."""
+    if not hasattr(search, "interval"):
+        return {}
+    iv = search.interval
+    return {"refine": {"width": search.width, "level": search.level, "reached": search.reached,
+                       "stopped": search.stopped, "k50": iv.k50 if iv else None,
+                       "low": iv.low if iv else None, "high": iv.high if iv else None,
+                       "seeds_at": {str(k): n for k, n in sorted(search.seeds_at.items())}}}
