@@ -44,14 +44,23 @@ for _pattern in (".*log_every_n_steps.*", ".*Experiment logs directory.*", ".*Le
 
 
 def trial_seeds(cfg: DictConfig) -> list[int]:
+    """Each replica's seed: ``seeds`` when a sweep lists them, else seed .. seed+replicas-1."""
+    if cfg.get("seeds") is not None:
+        return [int(s) for s in cfg.seeds]
     return [cfg.seed + i for i in range(cfg.replicas)]
+
+
+def trial_depths(cfg: DictConfig) -> list[int]:
+    """Each replica's depth: ``depths`` for a mixed-depth pack, else k for all."""
+    return [int(d) for d in cfg.depths] if cfg.get("depths") is not None else [cfg.k] * cfg.replicas
 
 
 def build(cfg: DictConfig) -> tuple[MNISTDataModule, DepthClassifier]:
     seeds = trial_seeds(cfg)
     m = cfg.model
     net = DepthNet(cfg.k, activation=m.activation, norm=m.norm, residual=m.residual, init=m.init,
-                   seeds=seeds, branch_gain=m.get("branch_gain", False))
+                   seeds=seeds, branch_gain=m.get("branch_gain", False),
+                   depths=trial_depths(cfg) if cfg.get("depths") is not None else None)
     data_kw = dict(root=cfg.data.root, batch_size=cfg.data.batch_size, train_samples=cfg.data.train_samples,
                    test_samples=cfg.data.test_samples, check_md5=cfg.data.check_md5, download=cfg.data.download)
     data = MNISTDataModule(**data_kw, seeds=seeds)
@@ -92,7 +101,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
             trainer.fit(module, datamodule=data)
         finally:
             _release(module)
-    trials = verdict.verdicts
+    trials = [{"k": k, **t} for k, t in zip(trial_depths(cfg), verdict.verdicts)]
     result = {
         "model": cfg.model.name, "k": cfg.k, "lr": cfg.optim.get("lr"), "epochs": cfg.trainer.max_epochs,
         "criterion": cfg.trainability.criterion, "threshold": cfg.trainability.threshold,

@@ -24,6 +24,7 @@ def _checks(cfg: DictConfig):
     jobs = cfg.get("gpu_jobs_per_device", 1)
     yield (jobs is None or (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1),
            f"gpu_jobs_per_device must be a positive integer or null (no limit), got {jobs!r}")
+    yield from _pack_checks(cfg)
     t = cfg.trainer
     for key in ("logger", "callbacks"):
         yield (key not in t, f"trainer.{key} is set by deepdepth (a CSV logger in the run directory, the study's "
@@ -45,3 +46,18 @@ def _checks(cfg: DictConfig):
            f"trainer.check_val_every_n_epoch={every!r}: the verdict needs the test error after the last epoch; "
            f"use a divisor of trainer.max_epochs={t.max_epochs}")
     yield (t.get("limit_val_batches") != 0, "trainer.limit_val_batches=0: the verdict needs a test pass")
+
+
+def _pack_checks(cfg: DictConfig):
+    """``seeds`` and ``depths`` (a sweep's mixed pack): one per replica, depths within k."""
+    for key in ("seeds", "depths"):
+        values = cfg.get(key)
+        if values is None:
+            continue
+        ok = OmegaConf.is_list(values) and len(values) == cfg.replicas and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+        yield (ok, f"{key}={values!r} must list one non-negative integer per replica (replicas={cfg.replicas})")
+    depths = cfg.get("depths")
+    if depths is not None and OmegaConf.is_list(depths) and len(depths):
+        yield (max(depths) == cfg.k and all(d > 0 and d % 3 == 0 for d in depths),
+               f"depths={list(depths)} must be positive multiples of 3 whose deepest is k={cfg.k}")

@@ -278,3 +278,22 @@ def test_a_second_sweep_on_the_same_directory_is_refused(tmp_path, mnist_root):
         _, proc, out = sweep(tmp_path, "model=resnet_nobn", "hydra.sweeper.upper=6", *tiny(mnist_root), check=False)
     assert proc.returncode != 0 and "another sweep (pid" in out and "wait_for_lock" in out
     assert "Traceback" not in out and not job_dirs(d)
+
+
+def test_mixed_depth_jobs_pack_a_round_and_resume(tmp_path, mnist_root):
+    """mix_depths=true (the default on a GPU): each round of the search is one job whose replicas
+    are its depths x seeds; a resume finds each (depth, seed) again."""
+    args = ["model=resnet_nobn", "hydra.sweeper.upper=12", "hydra.sweeper.parallel=2", "hydra.sweeper.seeds=2",
+            "hydra.sweeper.mix_depths=true", *tiny(mnist_root)]
+    d, _, _ = sweep(tmp_path, *args)
+    doc = frontier(d)
+    (row,) = doc["frontier"]
+    assert_consistent(doc)
+    jobs = job_dirs(d)
+    assert len(jobs) == row["rounds"]  # one job per round
+    first = (jobs[0] / ".hydra" / "overrides.yaml").read_text()
+    assert "depths=[3,3,6,6]" in first and "seeds=[0,1,0,1]" in first
+    result = json.loads((jobs[0] / "result.json").read_text())
+    assert [(t["k"], t["seed"]) for t in result["trials"]] == [(3, 0), (3, 1), (6, 0), (6, 1)]
+    _, _, out = sweep(tmp_path, *args)
+    assert "launching" not in out

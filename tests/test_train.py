@@ -283,3 +283,26 @@ def test_failed_result_write_is_one_error_after_the_logged_result(mnist_root, tm
     assert proc.returncode == 2
     assert f"deepdepth: error: cannot write {run_dir / 'result.json'}" in proc.stderr
     assert "cnn_tanh_newinit k=3: seed 0: " in (run_dir / "train.log").read_text()  # logged before the write
+
+
+@pytest.mark.parametrize("model", ["cnn_tanh", "resnet"])
+def test_a_mixed_depth_pack_trains_each_replica_as_its_own_trial(mnist_root, tmp_path, model):
+    """What a sweep launches on a GPU: a round's depths and seeds in one job (``depths``,
+    ``seeds``); each replica's record is that of its own single-depth trial. fast=false: the
+    plain layout, so packed and separate runs use the same kernels."""
+    common = [f"model={model}", "fast=false", *tiny(mnist_root)]
+    mixed = train(compose_cfg(*common, "k=6", "replicas=3", "seeds=[0,1,0]", "depths=[3,3,6]"),
+                  tmp_path / "mixed", interactive=False)
+    assert [(t["k"], t["seed"]) for t in mixed["trials"]] == [(3, 0), (3, 1), (6, 0)]
+    for (k, seed), t in zip([(3, 0), (3, 1), (6, 0)], mixed["trials"]):
+        alone = train(compose_cfg(*common, f"k={k}", f"seed={seed}"), tmp_path / f"{k}_{seed}", interactive=False)
+        assert t["train_err"] == pytest.approx(alone["train_err"], abs=0.01)
+        assert t["test_err"] == pytest.approx(alone["test_err"], abs=0.01)
+
+
+@pytest.mark.parametrize("override,message", [("depths=[3,9]", "one non-negative integer per replica"),
+                                              ("depths=[3,4,6]", "multiples of 3 whose deepest is k=6"),
+                                              ("seeds=[0]", "one non-negative integer per replica")])
+def test_bad_pack_lists_are_refused(mnist_root, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(compose_cfg("k=6", "replicas=3", override, *tiny(mnist_root)), tmp_path, interactive=False)
