@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import lightning as L
@@ -39,22 +41,67 @@ def raw_dir(root: str | os.PathLike) -> Path:
 def _find(root: Path) -> dict[str, Path] | None:
     found = {}
     for key, (name, _) in FILES.items():
-        gz = raw_dir(root) / f"{name}.gz"
-        plain = raw_dir(root) / name
-        path = gz if gz.exists() else plain if plain.exists() else None
+        path = _present(raw_dir(root), name)
         if path is None:
             return None
         found[key] = path
     return found
 
 
+def _present(folder: Path, name: str) -> Path | None:
+    """``name.gz`` or ``name`` in ``folder``; a folder that cannot be searched is a DataError."""
+    for path in (folder / f"{name}.gz", folder / name):
+        try:
+            if path.exists():
+                return path
+        except OSError as exc:
+            raise DataError(f"cannot read {path.parent}: {exc.strerror or exc} (check its permissions, "
+                            f"or point DEEPDEPTH_DATA / data.root elsewhere)") from None
+    return None
+
+
+def _fetch(folder: Path, names: list[str]) -> None:
+    """Download ``names`` (the original .gz files) into ``folder`` from torchvision's MNIST mirrors."""
+    from torchvision.datasets import MNIST  # only needed when files are missing
+    from torchvision.datasets.utils import download_url
+    for name in names:
+        errors = []
+        for mirror in MNIST.mirrors:
+            try:
+                download_url(f"{mirror}{name}", str(folder), filename=name)
+                break
+            except Exception as exc:  # offline, mirror down, ...
+                errors.append(f"{mirror}: {exc}")
+        else:
+            raise OSError("; ".join(errors))
+
+
 def _download(root: Path) -> None:
-    from torchvision.datasets import MNIST  # only needed when the files are missing
-    try:
-        MNIST(str(root), train=True, download=True)
-        MNIST(str(root), train=False, download=True)
-    except Exception as exc:  # offline, read-only root, mirror down...
-        raise DataError(_missing_message(root, f"download failed: {exc}")) from None
+    """Fetch the missing files into a temporary folder, verify every one (md5 and IDX header),
+    and only then move them into ``<root>/MNIST/raw``: a failed or partial download leaves the
+    user's folder as it was (a missing root is not even created)."""
+    missing = [(key, f"{name}.gz") for key, (name, _) in FILES.items() if _present(raw_dir(root), name) is None]
+    with tempfile.TemporaryDirectory(prefix="deepdepth-mnist-") as tmp:
+        try:
+            _fetch(Path(tmp), [name for _, name in missing])
+        except Exception as exc:
+            raise DataError(_missing_message(root, f"download failed: {exc}")) from None
+        for key, name in missing:
+            path, want = Path(tmp) / name, FILES[key][1]
+            if not path.exists() or _md5(path) != want:
+                raise DataError(_missing_message(root, f"download failed: {name} is incomplete or corrupt"))
+            read_idx(path, 2051 if key.endswith("images") else 2049)
+        target = raw_dir(root)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for _, name in missing:  # copy beside the target, then rename: never half a file
+                shutil.copyfile(Path(tmp) / name, target / f".{name}.part")
+                os.replace(target / f".{name}.part", target / name)
+        except OSError as exc:
+            for _, name in missing:
+                (target / f".{name}.part").unlink(missing_ok=True)
+            raise DataError(f"downloaded MNIST but cannot write it to {target}: {exc.strerror or exc} "
+                            f"(point DEEPDEPTH_DATA / data.root at a writable folder)") from None
 
 
 def _missing_message(root: Path, why: str) -> str:
@@ -64,7 +111,7 @@ def _missing_message(root: Path, why: str) -> str:
 
 
 def locate(root: str | os.PathLike, download: bool = True) -> dict[str, Path]:
-    """The four IDX files under ``<root>/MNIST/raw``, downloading them through torchvision if allowed."""
+    """The four IDX files under ``<root>/MNIST/raw``, downloading the missing ones if allowed."""
     root = Path(root).expanduser()
     found = _find(root)
     if found is None and download:
@@ -75,14 +122,42 @@ def locate(root: str | os.PathLike, download: bool = True) -> dict[str, Path]:
     return found
 
 
+def sample_counts(root: str | os.PathLike) -> dict[str, int] | None:
+    """How many train and test images the IDX headers under ``root`` announce (no data read);
+    None when the files are not there yet or unreadable (loading them reports why)."""
+    try:
+        paths = _find(Path(root).expanduser())
+        if paths is None:
+            return None
+        counts = {}
+        for split in ("train", "test"):
+            path = paths[f"{split}_images"]
+            with (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")) as f:
+                header = f.read(8)
+            if len(header) < 8:
+                return None
+            counts[split] = int.from_bytes(header[4:8], "big")
+        return counts
+    except (OSError, EOFError, DataError):
+        return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc} (check its permissions)") from None
+
+
 def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+    return hashlib.md5(_read(path)).hexdigest()
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """Parse one IDX file (gzip or plain); raise DataError on anything malformed."""
+    raw = _read(path)
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError) as exc:
         raise DataError(f"{path} is corrupt: {exc}") from None
     ndim = magic & 0xFF
@@ -158,6 +233,10 @@ class MNISTDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         train_x, train_y, test_x, test_y = load_mnist(self.root, self.check_md5, self.download)
+        for split, asked, have in (("train", self.train_samples, len(train_y)), ("test", self.test_samples, len(test_y))):
+            if asked is not None and asked > have:  # a slice would quietly train on fewer
+                raise DataError(f"data.{split}_samples={asked}, but {raw_dir(self.root)} holds only {have} "
+                                f"{split} images; use at most {have}, or null for all")
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         self.train_x, self.train_y = train_x[:self.train_samples].to(device), train_y[:self.train_samples].to(device)
         self.test_x, self.test_y = test_x[:self.test_samples].to(device), test_y[:self.test_samples].to(device)

@@ -1,15 +1,18 @@
 """The MNIST loader on IDX files the tests write, and once on the real data."""
 import gzip
-import os
+import hashlib
 import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import idx_bytes, write_mnist
-from deepdepth.data import MEAN, STD, DataError, MNISTDataModule, ShuffledBatches, load_mnist, locate, read_idx
+from deepdepth import data
+from deepdepth.data import (MEAN, STD, DataError, MNISTDataModule, ShuffledBatches, load_mnist, locate, read_idx,
+                            sample_counts)
 
 
 def test_loads_and_normalises_fixture(mnist_root):
@@ -109,3 +112,97 @@ def test_real_mnist(real_mnist):
     assert train_y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert torch.bincount(test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert abs(train_x.mean().item()) < 0.01 and abs(train_x.std().item() - 1) < 0.01
+
+
+# ---- downloads: a temporary folder, moved into place only when complete and verified ----------
+def fixture_gz(tmp_path):
+    """The fixture's four .gz files and their md5s, as a mirror would serve them."""
+    src = write_mnist(tmp_path / "mirror", n_train=64, n_test=32) / "MNIST" / "raw"
+    return src, {key: (name, hashlib.md5((src / f"{name}.gz").read_bytes()).hexdigest())
+                 for key, (name, _) in data.FILES.items()}
+
+
+def fake_fetch(src, fail_after=None, corrupt=None):
+    def fetch(folder, names):
+        for i, name in enumerate(names):
+            if fail_after is not None and i == fail_after:
+                raise OSError("connection reset")
+            payload = (src / name).read_bytes()
+            (folder / name).write_bytes(payload[:-10] if name == corrupt else payload)
+    return fetch
+
+
+def test_download_moves_verified_files_into_a_new_root(tmp_path, monkeypatch):
+    src, md5s = fixture_gz(tmp_path)
+    monkeypatch.setattr(data, "FILES", md5s)
+    monkeypatch.setattr(data, "_fetch", fake_fetch(src))
+    root = tmp_path / "new" / "root"
+    paths = locate(root, download=True)
+    assert sorted(p.name for p in paths.values()) == sorted(p.name for p in src.iterdir())
+    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == sorted(p.name for p in src.iterdir())
+    assert load_mnist(root, check_md5=True, download=False)[0].shape[0] == 64
+
+
+@pytest.mark.parametrize("fault", [dict(fail_after=1), dict(corrupt="t10k-labels-idx1-ubyte.gz")])
+def test_a_failed_download_leaves_no_trace(tmp_path, monkeypatch, fault):
+    src, md5s = fixture_gz(tmp_path)
+    monkeypatch.setattr(data, "FILES", md5s)
+    monkeypatch.setattr(data, "_fetch", fake_fetch(src, **fault))
+    missing = tmp_path / "typo"
+    with pytest.raises(DataError, match="download failed"):
+        locate(missing, download=True)
+    assert not missing.exists()  # a mistyped data.root is not created
+    partial = write_mnist(tmp_path / "partial", n_train=8, n_test=8) / "MNIST" / "raw"
+    (partial / "t10k-labels-idx1-ubyte.gz").unlink()
+    (partial / "train-labels-idx1-ubyte.gz").unlink()
+    before = sorted(partial.iterdir())
+    with pytest.raises(DataError, match="download failed"):
+        locate(tmp_path / "partial", download=True)
+    assert sorted(partial.iterdir()) == before  # nothing unpacked or added beside the user's files
+
+
+def test_download_fetches_only_the_missing_files(tmp_path, monkeypatch):
+    src, md5s = fixture_gz(tmp_path)
+    monkeypatch.setattr(data, "FILES", md5s)
+    asked = []
+    monkeypatch.setattr(data, "_fetch", lambda folder, names: (asked.extend(names), fake_fetch(src)(folder, names)))
+    raw = tmp_path / "root" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    shutil.copy(src / "train-images-idx3-ubyte.gz", raw)
+    mine = (raw / "train-images-idx3-ubyte.gz").stat().st_mtime_ns
+    locate(tmp_path / "root", download=True)
+    assert "train-images-idx3-ubyte.gz" not in asked and len(asked) == 3
+    assert (raw / "train-images-idx3-ubyte.gz").stat().st_mtime_ns == mine
+
+
+def denied(*args):
+    raise PermissionError(13, "Permission denied")  # as a read-only folder answers (root ignores chmod)
+
+
+def test_an_unwritable_root_after_a_download_is_a_data_error(tmp_path, monkeypatch):
+    src, md5s = fixture_gz(tmp_path)
+    monkeypatch.setattr(data, "FILES", md5s)
+    monkeypatch.setattr(data, "_fetch", fake_fetch(src))
+    monkeypatch.setattr(data.shutil, "copyfile", denied)
+    with pytest.raises(DataError, match=r"cannot write it to .*MNIST/raw: Permission denied"):
+        locate(tmp_path / "ro", download=True)
+    assert not list((tmp_path / "ro").rglob("*.gz")) and not list((tmp_path / "ro").rglob("*.part"))
+
+
+def test_an_unreadable_file_is_named(tmp_path, monkeypatch):
+    root = write_mnist(tmp_path / "locked", n_train=8, n_test=8)
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: denied() if "t10k-images" in self.name else real(self))
+    with pytest.raises(DataError, match=r"cannot read .*t10k-images-idx3-ubyte.gz: Permission denied"):
+        load_mnist(root, check_md5=False, download=False)
+
+
+def test_sample_counts_read_the_headers_only(mnist_root, tmp_path):
+    assert sample_counts(mnist_root) == {"train": 512, "test": 256}
+    assert sample_counts(tmp_path / "nothing") is None
+
+
+def test_more_samples_than_exist_is_refused(mnist_root):
+    dm = MNISTDataModule(mnist_root, train_samples=513, check_md5=False, download=False)
+    with pytest.raises(DataError, match="data.train_samples=513, but .* holds only 512 train images"):
+        dm.setup()
