@@ -3,10 +3,12 @@ the figures' PNGs."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
-from .load import load_frontier, load_sweep, sweeper_settings
+from .load import ReportError, load_frontier, load_sweep, sweeper_settings
 from .render import render_report
 from .stats import confidence_table
 
@@ -22,23 +24,48 @@ def write_figures(frontier, trials, out: Path) -> list[Path]:
 
 
 def main(argv=None) -> None:
+    """The report, or one line naming the file at fault and exit status 2 (the traceback with
+    HYDRA_FULL_ERROR=1, as for the package's other commands)."""
     p = argparse.ArgumentParser(prog="python -m deepdepth.report", description=__doc__.splitlines()[0])
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, help="where to write report.md and the PNGs (default: the sweep dir)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-mean-field", action="store_true", help="leave out the mean-field prediction")
     args = p.parse_args(argv)
+    try:
+        report(args, p)
+    except ReportError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     trials = load_sweep(args.sweep_dir)
     if not trials:
-        p.error(f"no trials found in {args.sweep_dir} (no frontier.json and no result.json files)")
+        parser.error(f"no trials found in {args.sweep_dir} (no frontier.json and no result.json files)")
     frontier = load_frontier(args.sweep_dir, trials)
     out = args.out or args.sweep_dir
-    out.mkdir(parents=True, exist_ok=True)
-    figures = [] if args.no_plots else write_figures(frontier, trials, out)
-    text = render_report(frontier, trials, title=f"Depth study: {args.sweep_dir.resolve().name}",
-                         sweeper=sweeper_settings(args.sweep_dir), figures=figures,
-                         mean_field=not args.no_mean_field)
-    print(text, end="")
-    (out / "report.md").write_text(text)
+    with _writing(out, args.out is None):
+        out.mkdir(parents=True, exist_ok=True)
+        figures = [] if args.no_plots else write_figures(frontier, trials, out)
+        text = render_report(frontier, trials, title=f"Depth study: {args.sweep_dir.resolve().name}",
+                             sweeper=sweeper_settings(args.sweep_dir), figures=figures,
+                             mean_field=not args.no_mean_field)
+        print(text, end="")
+        (out / "report.md").write_text(text)
     for path in [out / "report.md", *figures]:
         print(f"wrote {path}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _writing(out: Path, default_out: bool):
+    """A read-only or full output folder: a ReportError naming the file and the way around it."""
+    try:
+        yield
+    except OSError as e:
+        where = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+        hint = ("pass --out DIR to write report.md and the figures elsewhere" if default_out
+                else "choose a writable --out DIR")
+        raise ReportError(f"cannot write {where}; {hint}") from e

@@ -11,6 +11,24 @@ from typing import Any, Optional
 from .settings import RECORDED, label, settings_of, show, value, varying
 
 
+FRONTIER_FIX = ("rerun the sweep's command to rewrite it from the job folders, or delete it to report "
+                "from the job folders' result.json files")
+
+
+class ReportError(ValueError):
+    """A sweep directory the report cannot read: the message names the file and what to do."""
+
+
+def read_json(path: Path, fix: str) -> Any:
+    """``path`` parsed, or a ReportError naming it: unreadable, truncated or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise ReportError(f"cannot read {path}: {e.strerror or e} (check its permissions)") from None
+    except ValueError as e:
+        raise ReportError(f"{path} is truncated or not JSON ({e}); {fix}") from None
+
+
 @dataclass(frozen=True)
 class Trial:
     """One seed trained at one depth; ``trainable`` None (or status 'failed'): no verdict."""
@@ -69,7 +87,12 @@ def load_sweep(sweep_dir) -> list[Trial]:
     rows = doc["history"] if doc is not None else _job_trials(sweep_dir)[0]
     latest: dict[tuple, Trial] = {}
     for i, r in enumerate(rows):
-        t = _trial(r)
+        try:
+            t = _trial(r)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            source = sweep_dir / "frontier.json" if doc is not None else "a result.json of " + str(sweep_dir)
+            raise ReportError(f"{source}: trial record {i} is malformed ({type(e).__name__}: {e}); "
+                              f"{FRONTIER_FIX if doc is not None else 'delete or rerun that job'}") from None
         key = (t.combo, t.k, t.seed) if t.seed is not None else (t.combo, t.k, "row", i)
         if key not in latest or t.counted or not latest[key].counted:
             latest[key] = t
@@ -118,7 +141,7 @@ def _combination(sweep_dir: Path, f: dict, history: list[dict]) -> Combination:
         rule=f.get("rule") or "majority", confirmed=f.get("confirmed"),
         censored=bool(f.get("censored", f.get("hit_upper"))), done=f.get("done", True) is not False,
         trials=f.get("trials") or 0, failed_trials=f.get("failed_trials") or 0,
-        nonmonotone=tuple(f.get("nonmonotone") or ()))
+        nonmonotone=tuple(f.get("nonmonotone") or ()), extra={"refine": f["refine"]} if f.get("refine") else {})
 
 
 def _job_results(sweep_dir: Path, records: list[dict]) -> list[dict]:
@@ -128,15 +151,23 @@ def _job_results(sweep_dir: Path, records: list[dict]) -> list[dict]:
         if h.get("job_dir"):
             for d in (sweep_dir / Path(h["job_dir"]).name, Path(h["job_dir"])):
                 try:
-                    return [json.loads((d / "result.json").read_text())]
+                    r = json.loads((d / "result.json").read_text())
                 except (OSError, ValueError):
                     continue
+                if isinstance(r, dict):
+                    return [r]
     return []
 
 
 def _job_trials(sweep_dir: Path) -> tuple[list[dict], list[Combination]]:
     """History-like rows and bare combinations from the job folders of a plain multirun."""
-    results = [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("result.json"))]
+    results = []
+    for path in sorted(sweep_dir.rglob("result.json")):
+        r = read_json(path, "delete it (its trials are left out) or rerun that job")
+        if not isinstance(r, dict) or not isinstance(r.get("trials", []), list):
+            raise ReportError(f"{path} is not a trial record (an object with a 'trials' list); "
+                              "delete it (its trials are left out) or rerun that job")
+        results.append(r)
     keyed = []
     for r in results:
         settings, assumed = settings_of({}, [r])
@@ -152,7 +183,16 @@ def _job_trials(sweep_dir: Path) -> tuple[list[dict], list[Combination]]:
 
 def _frontier_doc(sweep_dir: Path) -> Optional[dict]:
     path = sweep_dir / "frontier.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        if not path.exists():
+            return None
+    except OSError as e:
+        raise ReportError(f"cannot read {sweep_dir}: {e.strerror or e} (check its permissions)") from None
+    doc = read_json(path, FRONTIER_FIX)
+    if not isinstance(doc, dict) or not isinstance(doc.get("frontier"), list) or not isinstance(doc.get("history"), list):
+        raise ReportError(f"{path} is not a sweep's frontier.json (an object with 'frontier' and 'history' lists); "
+                          f"{FRONTIER_FIX}")
+    return doc
 
 
 def _last(xs):
