@@ -6,8 +6,11 @@ itself is ``deepdepth.sweep.Sweep`` (no Hydra), the search ``deepdepth.search``.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -50,10 +53,45 @@ class HydraBackend:
     def launch(self, jobs: list[Job], start: int) -> list[Outcome]:
         try:
             rets = list(self.launcher.launch([j.overrides for j in jobs], initial_job_idx=start))
+            if INTERRUPTED:
+                raise KeyboardInterrupt  # a Ctrl-C that Python dropped during the jobs
         except Exception as e:  # e.g. submitit when SLURM kills a job: the sweep reads back what finished
             log.error("bisect: launcher raised %s: %s", type(e).__name__, e)
             return [Outcome(error=f"launcher: {type(e).__name__}: {e}") for _ in jobs]
         return [outcome(start + i, job, ret) for i, (job, ret) in enumerate(zip(jobs, rets))]
+
+
+INTERRUPTED: list[int] = []
+
+
+@contextlib.contextmanager
+def watch_interrupts():
+    """Ctrl-C remembered while the sweep runs: Python drops a KeyboardInterrupt raised inside a
+    destructor (e.g. a profiler's ``__del__`` mid-trial), so the next launch raises it again."""
+    def on_sigint(signum, frame):
+        INTERRUPTED.append(signum)
+        raise KeyboardInterrupt
+
+    def dropped(unraisable):  # the dropped one is remembered: no 'Exception ignored' traceback
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            hook(unraisable)
+
+    INTERRUPTED.clear()
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: nothing to watch
+        yield
+        return
+    hook, sys.unraisablehook = sys.unraisablehook, dropped
+    try:
+        yield
+    except SystemExit:  # Lightning's answer to a Ctrl-C mid-trial: say what it was
+        if INTERRUPTED:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
 
 
 def outcome(num: int, job: Job, ret) -> Outcome:
@@ -253,10 +291,13 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
             sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
                           header=header, rescan=lambda: scan(sweep_dir, config.hydra.output_subdir),
                           planned=(planned.jobs, planned.work))
-            try:
+            with watch_interrupts():
                 rows = sweep.run()
-            except SweepError as e:
-                raise BisectError(str(e)) from None
+    except SweepError as e:  # the lock held by another sweep, a config edited under the sweep
+        raise BisectError(str(e)) from None
+    except KeyboardInterrupt:  # Ctrl-C between trials (within one, Lightning exits with status 1)
+        raise BisectError(f"bisect sweeper: interrupted; finished trials are kept in {sweep_dir}: "
+                          "rerun the same command to resume") from None
     except OSError as e:
         where = f"{e.filename}: {e.strerror}" if e.filename else str(e)
         raise BisectError(f"bisect sweeper: cannot write in {sweep_dir} ({where}); make room or fix its permissions "
