@@ -17,9 +17,11 @@ def trial_bytes(cfg: DictConfig, k: int, replicas: int, counts: dict | None = No
     counts = counts or MNIST_SIZES
     n = {split: cfg.data[f"{split}_samples"] or counts[split] for split in ("train", "test")}
     m = cfg.model
+    depths = cfg.get("depths")  # a sweep's mixed-depth pack: each replica's own depth
+    mixed = list(depths) if depths is not None and (k, replicas) == (cfg.k, cfg.replicas) else None
     pack = pack_memory_bytes(k, replicas, min(int(cfg.data.batch_size), n["train"]), bool(m.norm),
                              activation=m.activation, residual=bool(m.residual),
-                             branch_gain=bool(m.get("branch_gain", False)))
+                             branch_gain=bool(m.get("branch_gain", False)), depths=mixed)
     return pack + (n["train"] + n["test"]) * SAMPLE_BYTES
 
 

@@ -54,7 +54,7 @@ def _checks(cfg: DictConfig):
     yield cfg.model.activation in ACTIVATIONS, \
         f"model.activation={cfg.model.activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
     lr, momentum = cfg.optim.get("lr"), cfg.optim.get("momentum", 0)
-    yield _number(lr) and lr > 0, f"optim.lr must be a positive number, got optim.lr={lr!r}"
+    yield _number(lr) and lr > 0, f"optim.lr must be positive, got optim.lr={lr!r}"
     yield momentum is None or (_number(momentum) and 0 <= momentum < 1), \
         f"optim.momentum must be in [0, 1), got optim.momentum={momentum!r}"
     yield _whole(cfg.trainer.max_epochs, 1), \
