@@ -170,3 +170,11 @@ def test_the_report_shows_the_refinement(tmp_path):
     assert doc["frontier"][0]["refine"]["reached"]
     text = render_report(load_frontier(tmp_path), load_sweep(tmp_path), mean_field=False)
     assert "## Precision (refinement phase)" in text and "interval narrower than 3" in text
+
+
+def test_mixed_packs_are_halved_until_they_fit_the_device():
+    fits = lambda ci, depths: max(depths) * len(depths) <= 900 * 4  # a toy memory: 3,600 replica-layers
+    sweep = make([combo(0, ["model=resnet"], norm=True)], FakeBackend({0: 9}), mix_depths=True, fits=fits)
+    jobs = sweep._jobs([(0, k, s) for k in (447, 900) for s in range(3)])
+    assert [len(j.seeds) for j in jobs] == [3, 3] and [j.k for j in jobs] == [447, 900]  # split by depth: the shallow half is cheap
+    assert all(fits(0, [k for k, _ in j.members]) for j in jobs)

@@ -68,6 +68,7 @@ class Options:
     write: bool = True  # False for a dry run
     mix_depths: bool = False  # a round's probes of one combination in one job (pays on a GPU only)
     max_replicas: int = 16  # per job
+    fits: Optional[Callable[[int, list[int]], bool]] = None  # (combination, depths) -> fits the device
 
 
 @dataclass
@@ -162,10 +163,23 @@ class Sweep:
                     runs = seed_runs([s for kk, s in members if kk == k], self.options.pack)
                     jobs += [Job(ci, k, run, steps) for run in runs]
                 continue
-            for pack in mixed_packs(members, self.options.max_replicas):
+            for pack in self._fitting(ci, mixed_packs(members, self.options.max_replicas)):
                 depths, seeds = [k for k, _ in pack], [s for _, s in pack]
                 jobs.append(Job(ci, max(depths), seeds, steps, depths if len(set(depths)) > 1 else None))
         return jobs
+
+    def _fitting(self, ci: int, packs: list[list[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
+        """Packs halved until each fits the device's memory (``Options.fits``); one replica always runs
+        (a single trial too big is refused by the trial itself, with its estimate)."""
+        fits, out = self.options.fits, []
+        while packs:
+            pack = packs.pop(0)
+            if fits is None or len(pack) == 1 or fits(ci, [k for k, _ in pack]):
+                out.append(pack)
+            else:
+                half = len(pack) // 2
+                packs[:0] = [pack[:half], pack[half:]]
+        return out
 
     def _within_budget(self, jobs: list[Job]) -> list[Job]:
         """The jobs that the cost model predicts end within the budget (all without one)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from dataclasses import replace
 import signal
 import sys
 from pathlib import Path
@@ -277,6 +278,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
         return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto",
                           opts.get("mix_depths", "auto"))
     options = with_mixing(options, opts.get("mix_depths", "auto"), device_name(here))
+    options = replace(options, fits=memory_check(backend, combos, device_name(here)))
     planned = plan(combos, limits, device_name(here), options, found, backend.parallelism)
     try:  # a read-only or full sweep dir: one line, finished trials kept
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -315,11 +317,28 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     return rows
 
 
+DEVICE_BYTES = {"h200": 141e9, "h100": 80e9}  # the cost model's devices, for plans made elsewhere
+MEMORY_MARGIN = 0.8  # of the device's memory a pack may take (the estimate leaves out temporaries)
+
+
+def memory_check(backend: HydraBackend, combos: list[Combo], device: str):
+    """``fits(combination, depths)``: does a mixed pack fit the device (deepdepth.capacity's estimate)?"""
+    from deepdepth.capacity import available_ram, trial_bytes
+
+    limit = DEVICE_BYTES.get(device) or available_ram()
+    if limit is None:
+        return None
+    cfgs = {c.index: backend.load(c.overrides + [f"k={c.search.lower}"]) for c in combos}
+
+    def fits(ci: int, depths: list[int]) -> bool:
+        return trial_bytes(cfgs[ci], max(depths), len(depths)) <= MEMORY_MARGIN * limit
+
+    return fits
+
+
 def with_mixing(options: Options, mix, device: str) -> Options:
     """``mix_depths: auto`` packs a round's depths together on a GPU only: there a masked layer
     costs little beside the launch it shares, on a CPU it is pure waste."""
-    from dataclasses import replace
-
     return replace(options, mix_depths=device != "cpu" if mix in ("auto", None) else bool(mix))
 
 
