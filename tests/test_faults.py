@@ -25,7 +25,7 @@ from deepdepth.search import GallopSearch
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, SweepError, scan
 from deepdepth.sweep.lock import LOCK_NAME, sweep_lock
 from deepdepth.sweep.records import atomic_write
-from hydra_plugins.deepdepth_bisect._impl import BisectError, check_options
+from deepdepth.sweep.setup import check_options
 
 # every depth trainable (errors under 95%): the search climbs to the bound, one job per seed and depth
 SWEEP = ["hydra/sweeper=bisect", "model=resnet_nobn", "trainability.threshold=0.95", "hydra.sweeper.upper=12",
@@ -340,7 +340,7 @@ def test_a_pack_too_big_for_the_device_is_refused_with_its_estimate(mnist_root, 
 def test_bad_sweeper_options_are_refused(option, value):
     opts = {"retries": 1, "seeds": 1, "parallel": 1, "time_budget": None, "refine": {"width": None}}
     check_options(opts)
-    with pytest.raises(BisectError, match=rf"hydra.sweeper.{option} must be .*, got {value!r}"):
+    with pytest.raises(SweepError, match=rf"hydra.sweeper.{option} must be .*, got {value!r}"):
         check_options({**opts, option: value})
 
 

@@ -5,13 +5,13 @@ import json
 import subprocess
 import sys
 
-from types import SimpleNamespace
 
 import pytest
 
 from conftest import ROOT, run_train, tiny
 from deepdepth.sweep import canonical, seed_runs
-from hydra_plugins.deepdepth_bisect._impl import BisectError, bound_for, parse_grid
+from deepdepth.sweep.setup import bound_for
+from hydra_plugins.deepdepth_bisect._impl import BisectError, parse_grid
 
 
 def sweep(tmp_path, *args, name="sweep", check=True, env=None):

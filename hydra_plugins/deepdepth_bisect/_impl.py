@@ -13,7 +13,7 @@ from dataclasses import replace
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -21,8 +21,9 @@ from hydra.core.utils import JobStatus
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
-from deepdepth.search import make_search
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepError, plan, scan
+from deepdepth.sweep.setup import (assumed_limits, build_searches, check_options, hint_for, print_plan,
+                                   with_mixing)
 from deepdepth.sweep.cost import device_name, steps_per_trial
 from deepdepth.sweep.trials import Job, Outcome
 
@@ -140,65 +141,6 @@ def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], in
     return BasicSweeper.split_arguments(kept, None)[0], base_seed
 
 
-def bound_for(overrides: list[str], upper: int, upper_for: dict) -> int:
-    """A combination's bound: the first ``upper_for`` entry it matches, keyed by a grid value
-    (``resnet: 900``) or, where values are ambiguous, a whole override (``"model=resnet": 900``)."""
-    for o in overrides:
-        for key in (o, o.split("=", 1)[-1]):
-            if key in upper_for:
-                return upper_for[key]
-    return upper
-
-
-def hint_for(model: Optional[str], hints: Any) -> Optional[int]:
-    """The depth a search starts from: ``hints: reference`` reads the original study's k*."""
-    if hints in (None, "none"):
-        return None
-    if hints == "reference":
-        from deepdepth.reference import REFERENCE
-        ref = REFERENCE.get(model)
-        return getattr(ref, "k_star", None) if ref is not None else None
-    return dict(hints).get(model)
-
-
-def build_searches(grid: list[list[str]], opts: dict, base_seed: int) -> list:
-    kw = {k: opts[k] for k in ("lower", "step", "parallel", "seeds", "rule", "confirm")}
-    upper_for = {o.replace(" ", ""): int(u) for o, u in (opts.get("upper_for") or {}).items()}
-    refine = {k: v for k, v in dict(opts.get("refine") or {}).items() if v is not None}
-    out = []
-    for overrides in grid:
-        search = make_search(opts.get("search") or "gallop", **kw, seed=base_seed,
-                             upper=bound_for(overrides, opts["upper"], upper_for))
-        if refine.get("width") is not None:
-            from deepdepth.search import Refine
-            search = Refine(search, **refine)
-        out.append(search)
-    return out
-
-
-def check_options(opts: dict) -> None:
-    """The sweeper's own numbers in range, one line naming the first that is not."""
-    def whole(v, least):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= least
-
-    def positive(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
-
-    refine = dict(opts.get("refine") or {})
-    for ok, key, want in ((whole(opts.get("retries"), 0), "retries", "an integer >= 0"),
-                          (whole(opts.get("seeds"), 1), "seeds", "an integer >= 1"),
-                          (whole(opts.get("parallel"), 1), "parallel", "an integer >= 1"),
-                          (opts.get("time_budget") is None or positive(opts.get("time_budget")), "time_budget",
-                           "a finite number of seconds > 0, or null"),
-                          (refine.get("width") is None or positive(refine.get("width")), "refine.width",
-                           "a finite number of layers > 0, or null"),
-                          (whole(refine.get("max_seeds", 1), 1), "refine.max_seeds", "an integer >= 1"),
-                          (whole(refine.get("batch", 1), 1), "refine.batch", "an integer >= 1")):
-        if not ok:
-            value = refine.get(key.split(".")[1]) if key.startswith("refine.") else opts.get(key)
-            raise BisectError(f"bisect sweeper: hydra.sweeper.{key} must be {want}, got {value!r}")
-
-
 def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, hints,
                  memory_replicas: Optional[bool] = None) -> list[Combo]:
     """Compose and validate every combination before any training, so a typo in the grid or a
@@ -230,24 +172,6 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
     return combos
 
 
-def assumed_limits(combos: list[Combo], plan_limits: Optional[dict]) -> tuple[dict, list[str]]:
-    """The limits a plan assumes: ``plan_limits`` by model, else the reference k*, else half the bound."""
-    from deepdepth.reference import REFERENCE
-
-    limits, notes = {}, []
-    for c in combos:
-        model, s = c.info.model, getattr(c.search, "base", c.search)
-        if plan_limits and model in plan_limits:
-            limits[c.index], source = int(plan_limits[model]), "plan_limits"
-        elif model in REFERENCE:
-            limits[c.index], source = REFERENCE[model].k_star, "reference k*"
-        else:
-            limits[c.index], source = s.upper // 2, "no reference: half its bound"
-        notes.append(f"  {' '.join(c.overrides) or '(defaults)'}: assumed limit {limits[c.index]} ({source}), "
-                     f"bound {s.upper}")
-    return limits, notes
-
-
 def local_device() -> str:
     import torch
 
@@ -259,7 +183,10 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     backend = HydraBackend(sweeper.hydra_context, config, sweeper.launcher)
     sweep_dir = Path(config.hydra.sweep.dir)
     params = [f"{k}={v}" for k, v in (opts.get("params") or {}).items()]
-    check_options(opts)
+    try:
+        check_options(opts)
+    except SweepError as e:
+        raise BisectError(str(e)) from None
     grid, base_seed = parse_grid(sweeper.hydra_context.config_loader, params + list(arguments))
     try:
         searches = build_searches(grid, opts, base_seed)
@@ -334,26 +261,3 @@ def memory_check(backend: HydraBackend, combos: list[Combo], device: str):
         return trial_bytes(cfgs[ci], max(depths), len(depths)) <= MEMORY_MARGIN * limit
 
     return fits
-
-
-def with_mixing(options: Options, mix, device: str) -> Options:
-    """``mix_depths: auto`` packs a round's depths together on a GPU only: there a masked layer
-    costs little beside the launch it shares, on a CPU it is pure waste."""
-    return replace(options, mix_depths=device != "cpu" if mix in ("auto", None) else bool(mix))
-
-
-def print_plan(combos, limits, notes, here, options, found, parallelism, auto, mix="auto") -> list:
-    """The dry run: the plan on this device (and on the study's GPUs when this is a CPU)."""
-    devices = [device_name(here)]
-    if auto and devices == ["cpu"]:
-        devices = ["cpu", "h100", "h200"]  # no GPU here: what the study would take on one
-    plans = [plan(combos, limits, d, with_mixing(options, mix, d), found, parallelism) for d in devices]
-    print("bisect dry run: nothing is trained. Assumed limits (a trial trains iff k <= its limit):")
-    print("\n".join(notes))
-    print("rounds (jobs: model@depth x replicas):")
-    print("\n".join(plans[-1].lines))
-    if found:
-        print(f"{len(found)} finished trials in the sweep dir are not counted")
-    for p in plans:
-        print(p.summary())
-    return []
