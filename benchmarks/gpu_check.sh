@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Issue 14's one GPU sitting, unattended, in <= 9 minutes on a lent H100/H200 (benchmarks/GPU_SESSION.md):
+#   (1) the carried wheels installed, versions and nvidia-smi   (2) pytest -m gpu tests/test_gpu.py
+#   (3) benchmarks/bench_gpu.py with a budget that fits          (4) a chunk of the GPU study
+#       (+experiment=depth_study in .device/gpu_study, hydra.sweeper.time_budget = what is left;
+#       a rerun resumes it), then python -m deepdepth.report on it
+#   (5) everything packed into <= 8 files in $OUT (default ./gpu_out): gpu_check.log, steps.tsv,
+#       pytest_gpu.xml, bench_gpu.md, bench_gpu.json, gpu_study.tar.gz (the sweep's small files).
+# Each step is time-boxed with `timeout`, inside the total GPU_CHECK_TOTAL_S (default 530 s);
+# TESTS_CAP / BENCH_CAP (default 120 / 200 s; 0 skips the step) leave the rest to the study.
+#
+#   bash benchmarks/prepare_gpu_carry.sh      # here, first: wheels, MNIST, the sweep dir -> .device/
+#   bash benchmarks/gpu_check.sh              # on the device (the run tool; see GPU_SESSION.md)
+#   bash benchmarks/gpu_check.sh --dry-run    # here: the same steps on the CPU with tiny sizes
+#                                             # (depth_study_smoke, bench --dry-run, GPU tests skipped)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DRY=false; [ "${1:-}" = "--dry-run" ] && DRY=true
+OUT=${OUT:-$ROOT/gpu_out}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+[ "$OUT" = "$ROOT/gpu_out" ] && echo '*' > "$OUT/.gitignore"  # the local default never travels or gets committed
+: > "$OUT/steps.tsv"
+
+# per mode: the whole time (BASE_S unless GPU_CHECK_TOTAL_S), and what the tests and the benchmark
+# leave for the steps after them (RESERVE_*, scaled with the whole time)
+if $DRY; then
+  BASE_S=330; PY=${PY:-$ROOT/.venv/bin/python}; SITE=$(mktemp -d)
+  trap 'rm -rf "$SITE"' EXIT
+  EXPERIMENT=depth_study_smoke; STUDY=${GPU_STUDY_DIR:-.device/dryrun_study}; BENCH_ARGS=--dry-run
+  RESERVE_TESTS=250 RESERVE_BENCH=190 BENCH_CAP=${BENCH_CAP:-60}
+  export CUDA_VISIBLE_DEVICES=""
+else
+  BASE_S=530; PY=${PY:-python3}; SITE=/tmp/site
+  EXPERIMENT=depth_study; STUDY=${GPU_STUDY_DIR:-.device/gpu_study}; BENCH_ARGS=  # STUDY relative: no machine path in the records
+  RESERVE_TESTS=330 RESERVE_BENCH=150 BENCH_CAP=${BENCH_CAP:-200}
+fi
+TOTAL_S=${GPU_CHECK_TOTAL_S:-$BASE_S}
+RESERVE_TESTS=$((RESERVE_TESTS * TOTAL_S / BASE_S)) RESERVE_BENCH=$((RESERVE_BENCH * TOTAL_S / BASE_S))
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONWARNINGS=ignore
+export DEEPDEPTH_DATA=${DEEPDEPTH_DATA:-$ROOT/.device/data}
+export PYTHONPATH=$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}
+
+left() { echo $((TOTAL_S - SECONDS)); }
+# step NAME CAP RESERVE CMD...: run CMD for at most CAP s, leaving RESERVE s for the steps after it
+step() {
+  local name=$1 cap=$2 reserve=$3; shift 3
+  local limit=$(( $(left) - reserve )); [ "$limit" -gt "$cap" ] && limit=$cap
+  if [ "$limit" -lt 10 ]; then
+    echo "=== $name: skipped, $(left) s left"; printf '%s\tskipped\t0\t%s\n' "$name" "$limit" >> "$OUT/steps.tsv"
+    return 0
+  fi
+  echo "=== $name (limit $limit s, $(left) s left in all)"
+  local t0=$SECONDS rc
+  if declare -F "$1" > /dev/null; then  # a function below: in a bash of its own, which execs its last command
+    timeout -k 10 "$limit" bash -c '"$@"' "$name" "$@"
+  else
+    timeout -k 10 "$limit" "$@"
+  fi
+  rc=$?
+  [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "=== $name: stopped at its limit of $limit s"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" $((SECONDS - t0)) "$limit" >> "$OUT/steps.tsv"
+  echo "=== $name: rc $rc in $((SECONDS - t0)) s"
+}
+
+install_wheels() {
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+    "$ROOT"/.device/wheels/*.whl || { echo "no wheels: run benchmarks/prepare_gpu_carry.sh here first"; return 1; }
+  "$PY" - <<'EOF'
+import importlib, sys
+import torch
+print("python", sys.version.split()[0], sys.executable)
+for name in ("torch", "lightning", "torchmetrics", "torchvision", "hydra", "omegaconf", "antlr4", "deepdepth"):
+    m = importlib.import_module(name)
+    print(f"{name:12s} {getattr(m, '__version__', '?'):14s} {m.__file__}")
+print("cuda", torch.cuda.is_available(), [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
+EOF
+  nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.sm --format=csv || echo "no nvidia-smi"
+}
+
+# The sweep stops launching jobs predicted to end after its time budget (frontier.json then holds
+# every finished round); one that runs past the step's limit is killed (exec: `timeout` signals
+# python itself, and SIGKILLs it 10 s later): its finished trials' result.json files stay, and the
+# next chunk resumes from them.
+study() {
+  local budget=$(( $1 - 40 ))
+  [ $budget -ge 20 ] || { echo "study: no time left for a chunk"; return 0; }
+  echo "study: +experiment=$EXPERIMENT in $STUDY, time_budget $budget s, $(find "$STUDY" -name result.json 2>/dev/null | wc -l) trials there"
+  exec "$PY" -m deepdepth.train -m "+experiment=$EXPERIMENT" "hydra.sweep.dir=$STUDY" "hydra.sweeper.time_budget=$budget"
+}
+
+pack_study() {
+  [ -d "$STUDY" ] || { echo "no sweep dir $STUDY"; return 0; }
+  echo "left out of the tar (over 2 MiB or checkpoints):"
+  (cd "$STUDY" && find . -type f \( -name '*.ckpt' -o -size +2097152c \) -print)
+  (cd "$STUDY" && find . -type f ! -name '*.ckpt' ! -name .sweep.lock -size -2097153c -print0 \
+    | tar czf "$OUT/gpu_study.tar.gz" --null -T -)
+  echo "gpu_study.tar.gz: $(tar tzf "$OUT/gpu_study.tar.gz" | wc -l) files, $(du -k "$OUT/gpu_study.tar.gz" | cut -f1) KiB"
+  "$PY" - "$STUDY" <<'EOF'
+import collections, json, pathlib, sys
+rows = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).rglob("result.json")]
+graphs = collections.Counter((r.get("device"), bool((r.get("cuda_graph") or {}).get("used")),
+                              (r.get("cuda_graph") or {}).get("failed")) for r in rows)
+print(f"study: {len(rows)} trial records, {sum(r.get('seconds', 0) for r in rows):.0f} s of training;"
+      " (device, cuda_graph used, capture failure): count", dict(graphs))
+EOF
+}
+
+main() {
+  echo "gpu_check $($DRY && echo --dry-run) $(date -u '+%F %T UTC') on ${HOSTNAME:-?}; OUT=$OUT; $TOTAL_S s in all"
+  step install 90 0 install_wheels
+  step gpu_tests "${TESTS_CAP:-120}" "$RESERVE_TESTS" \
+    "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py --junitxml="$OUT/pytest_gpu.xml"
+  local bench_limit=$(( $(left) - RESERVE_BENCH )); [ $bench_limit -gt "$BENCH_CAP" ] && bench_limit=$BENCH_CAP
+  export BENCH_HARD_S=$((bench_limit - 15)) BENCH_BUDGET_S=$((bench_limit - 60))
+  step bench "$BENCH_CAP" "$RESERVE_BENCH" "$PY" benchmarks/bench_gpu.py $BENCH_ARGS
+  local study_limit=$(( $(left) - 50 ))
+  step study "$study_limit" 50 study "$study_limit"
+  step report 40 10 "$PY" -m deepdepth.report "$STUDY"
+  step pack 30 0 pack_study
+  echo "=== steps (name, rc, seconds, limit) after $SECONDS s:"; column -t "$OUT/steps.tsv" 2>/dev/null || cat "$OUT/steps.tsv"
+  ls -l "$OUT"
+  local files; files=$(find "$OUT" -type f ! -name .gitignore ! -name gpu_check.log | wc -l)
+  [ "$files" -le 7 ] || echo "WARNING: $((files + 1)) files in $OUT; only 8 come back"
+}
+
+export -f install_wheels study pack_study
+export OUT ROOT PY SITE EXPERIMENT STUDY
+main 2>&1 | tee "$OUT/gpu_check.log"  # the pipeline ends when tee has written the last line
