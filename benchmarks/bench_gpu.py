@@ -1,6 +1,6 @@
 """GPU benchmark (issue 4): the package against the original study's loop, same GPU, same job.
 
-    DEEPDEPTH_DATA=data python3 benchmarks/bench_gpu.py      # or: bash benchmarks/run_gpu.sh
+    DEEPDEPTH_DATA=data python3 benchmarks/bench_gpu.py      # or, as one device call: bash benchmarks/gpu_check.sh
 
 Unattended, about 3-5 minutes on one H100/H200; prints its table LAST (and writes
 bench_gpu.md / bench_gpu.json under $OUT when that is set). Workloads:
@@ -105,12 +105,13 @@ def check_equivalence() -> dict:
     from deepdepth.module import DepthClassifier, sgd
     from deepdepth.step import TrainStep
     train_x, train_y, _, _ = load_mnist(common.DATA)
-    x_gpu, y_gpu = train_x[:5120].to(DEVICE), train_y[:5120].to(DEVICE)
+    k, n = (6, 512) if DEVICE == "cpu" else (24, 5120)  # --dry-run: the same code, tiny
+    x_gpu, y_gpu = train_x[:n].to(DEVICE), train_y[:n].to(DEVICE)
     out = {}
     for model in ("resnet", "cnn_elu_bn"):
         losses = {}
         for use_graph in (False, True, "again"):
-            module = DepthClassifier(build_model(model, 24, seeds=[3, 4]).to(DEVICE), optim=sgd(lr=0.01))
+            module = DepthClassifier(build_model(model, k, seeds=[3, 4]).to(DEVICE), optim=sgd(lr=0.01))
             step = TrainStep(module.replica_losses, module.configure_optimizers(), use_graph is True)
             batches = ShuffledBatches(x_gpu, y_gpu, 256, [3, 4], shuffle=True)
             losses[use_graph] = torch.stack([step(x, y, True)[1] for x, y in batches])

@@ -178,3 +178,14 @@ def test_mixed_packs_are_halved_until_they_fit_the_device():
     jobs = sweep._jobs([(0, k, s) for k in (447, 900) for s in range(3)])
     assert [len(j.seeds) for j in jobs] == [3, 3] and [j.k for j in jobs] == [447, 900]  # split by depth: the shallow half is cheap
     assert all(fits(0, [k for k, _ in j.members]) for j in jobs)
+
+
+def test_a_budget_stop_keeps_the_rounds_finished_trials_in_the_history():
+    combos = [combo(0, ["model=a"]), combo(1, ["model=b"])]
+    backend = FakeBackend({0: 12, 1: 6}, seconds=10)
+    sweep = make(combos, backend, time_budget=25)
+    sweep.cost.scale = 5.0
+    rows = sweep.run()
+    assert sweep.out_of_time and not any(r["done"] for r in rows)
+    assert len(backend.launched) == 2  # one job a launch: the third was predicted to end late
+    assert [t.status for t in sweep.history] == ["ok"] * 4 and all(t.verdict is None for t in sweep.history)

@@ -126,9 +126,17 @@ class Sweep:
         for attempt in range(self.options.retries + 1):
             if not missing:
                 break
-            self._launch(self._within_budget(self._jobs(missing)), attempt, got)
+            jobs = self._jobs(missing)
+            # under a budget, launch as many jobs at a time as run at once, so each launch is
+            # judged by the cost model rescaled by the jobs before it
+            step = len(jobs) if self.options.time_budget is None else max(1, self.backend.parallelism)
+            for i in range(0, len(jobs), step):
+                self._launch(self._within_budget(jobs[i:i + step]), attempt, got)
+                if self.out_of_time:
+                    break
             missing = [m for m in missing if m not in got]
-            if self.out_of_time:
+            if self.out_of_time:  # the round's finished trials go in the history (no verdict yet)
+                self.history += [t for t in got.values() if t.status == "ok"]
                 return False
         for (ci, k), ss in seeds.items():  # trials another combination trained for this one
             c = self.combos[ci]
