@@ -7,7 +7,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from .models import conf_dir
+
+CONF_DIR = conf_dir()  # the checkout's conf/ or the wheel's deepdepth.conf
 
 
 def compose_config(*overrides: str) -> DictConfig:

@@ -1,7 +1,8 @@
 """Hydra entry point: ``python -m deepdepth.train model=resnet k=447``.
 
 ``train(cfg, output_dir, callbacks=..., interactive=...)`` builds the data, network, module,
-callbacks and trainer from a composed config, fits, and returns the trial's result; ``main``
+callbacks and trainer from a composed config (loggers and added callbacks from the ``logger``
+and ``callbacks`` groups, deepdepth.components), fits, and returns the trial's result; ``main``
 validates, logs the result in one line, writes ``result.json`` in the run directory (atomically)
 and returns the same dict, the value a sweeper reads.
 """
@@ -23,16 +24,16 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
 from .callbacks import Trainability
+from .components import build_callbacks, build_loggers
 from .config import ConfigError, validate
 from .data import MNISTDataModule
 from .devices import claim_gpu, float32_precision, gpu_names
 from .diagnostics import SignalDiagnostics
-from .models import DepthNet, count_parameters
+from .models import DepthNet, conf_dir, count_parameters
 from .module import DepthClassifier
 from .sweep.records import atomic_write
 from .trial_options import check_trial_options
@@ -90,13 +91,14 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         trainer_kw["enable_progress_bar"] = interactive
     trainer_kw.setdefault("num_sanity_val_steps", 0)
     trainer_kw.setdefault("benchmark", None)
+    trainer_kw.setdefault("default_root_dir", str(output_dir))  # checkpoints there with logger=none too
     own = [verdict] + ([SignalDiagnostics()] if cfg.get("diagnostics", False) else [])
     precision = cfg.get("precision", "fp32")
     with _quiet(not interactive), float32_precision(precision), \
             _device(trainer_kw, cfg.get("gpu_jobs_per_device", 1)):
         L.seed_everything(cfg.seed, verbose=False)
-        trainer = L.Trainer(**trainer_kw, callbacks=own + list(callbacks),
-                            logger=CSVLogger(output_dir, name="", version=""))
+        trainer = L.Trainer(**trainer_kw, callbacks=own + build_callbacks(cfg) + list(callbacks),
+                            logger=build_loggers(cfg, output_dir) or False)
         try:
             trainer.fit(module, datamodule=data)
         finally:
@@ -173,7 +175,7 @@ def summary_line(cfg: DictConfig, result: dict) -> str:
     return f"{cfg.model.name} k={cfg.k}: " + ", ".join(f"seed {t['seed']}: {verdict(t)}" for t in result["trials"])
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")  # the checkout's or the wheel's
 def main(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     interactive = hydra_cfg.mode != RunMode.MULTIRUN

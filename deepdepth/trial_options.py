@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from .components import entries, missing_extra
 from .config import ConfigError
 
 PRECISIONS = ("fp32", "tf32")
@@ -26,9 +27,11 @@ def _checks(cfg: DictConfig):
            f"gpu_jobs_per_device must be a positive integer or null (no limit), got {jobs!r}")
     yield from _pack_checks(cfg)
     t = cfg.trainer
-    for key in ("logger", "callbacks"):
-        yield (key not in t, f"trainer.{key} is set by deepdepth (a CSV logger in the run directory, the study's "
-                             "callbacks); add callbacks with deepdepth.train.train(cfg, out, callbacks=[...])")
+    yield ("logger" not in t, "trainer.logger is set by deepdepth from the logger group: choose logger=csv (the "
+                              "default), tensorboard, wandb, mlflow or none, or several: logger=[csv,tensorboard]")
+    yield ("callbacks" not in t, "trainer.callbacks is set by deepdepth from the callbacks group: add a Lightning "
+                                 "callback with +callbacks.NAME._target_=CLASS (and +callbacks.NAME.ARG=VALUE)")
+    yield from _component_checks(cfg)
     devices = t.get("devices")
     single = devices is None or devices == 1 or ((OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)))
                                                  and len(devices) == 1)
@@ -61,3 +64,15 @@ def _pack_checks(cfg: DictConfig):
     if depths is not None and OmegaConf.is_list(depths) and len(depths):
         yield (max(depths) == cfg.k and all(d > 0 and d % 3 == 0 for d in depths),
                f"depths={list(depths)} must be positive multiples of 3 whose deepest is k={cfg.k}")
+
+
+def _component_checks(cfg: DictConfig):
+    """Each logger and callback entry names a class; a logger's optional package is installed."""
+    for group in ("logger", "callbacks"):
+        for name, entry in entries(cfg, group).items():
+            target = entry.get("_target_") if OmegaConf.is_dict(entry) else None
+            yield (target is not None, f"{group}.{name} needs a _target_ (a Lightning "
+                                       f"{'logger' if group == 'logger' else 'callback'} class), got {entry!r}")
+            extra = missing_extra(target) if group == "logger" and target else None
+            yield (extra is None, f"logger.{name} ({target}) needs the {extra} package, which is not installed: "
+                                  f"pip install 'deepdepth[{extra}]'")

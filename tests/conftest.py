@@ -44,6 +44,20 @@ def mnist_root(tmp_path_factory) -> Path:
     return write_mnist(tmp_path_factory.mktemp("data"))
 
 
+def compose_cfg(*overrides: str):
+    """The config ``deepdepth-train <overrides>`` would run, composed in this process from the
+    package's config folder (deepdepth.models.conf_dir(): the checkout's conf/)."""
+    from deepdepth.api import compose_config
+
+    return compose_config(*overrides)
+
+
+@pytest.fixture
+def compose():
+    """``compose("model=resnet", "k=6")``: a composed config, as ``compose_cfg``."""
+    return compose_cfg
+
+
 @pytest.fixture(scope="session")
 def real_mnist() -> Path:
     if not (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
