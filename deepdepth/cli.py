@@ -10,4 +10,4 @@ def report() -> None:
     matplotlib.use("Agg")
     from .report.cli import main
 
-    main()
+    main(prog="deepdepth-report")

@@ -23,10 +23,10 @@ def write_figures(frontier, trials, out: Path) -> list[Path]:
     return paths
 
 
-def main(argv=None) -> None:
+def main(argv=None, prog: str = "python -m deepdepth.report") -> None:
     """The report, or one line naming the file at fault and exit status 2 (the traceback with
     HYDRA_FULL_ERROR=1, as for the package's other commands)."""
-    p = argparse.ArgumentParser(prog="python -m deepdepth.report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, help="where to write report.md and the PNGs (default: the sweep dir)")
     p.add_argument("--no-plots", action="store_true")
