@@ -13,6 +13,13 @@
 2. Packed replicas: ``resnet`` k=12 on a slice of MNIST, S=4 replicas in one trial against
    4 separate one-replica trials; seconds per replica-epoch (training + test). Target
    (issue 4): packing is not slower per replica.
+3. ``--long``: long trials, where compiling the whole step pays (issue 16): ``cnn_tanh_newinit``
+   and ``cnn_elu_bn`` at k=30, ``--long-epochs`` epochs (default 1), each as a whole trial with
+   ``fast=auto`` (compile time included, from a cold inductor cache: a fresh
+   ``TORCHINDUCTOR_CACHE_DIR`` per trial), with ``fast=false``, and the reference loop
+   (epochs x one epoch + test) in the same run; the trial's compile decision is printed.
+   ``--long-only`` skips 1 and 2; ``--long-k`` and ``--long-samples`` shrink it for a smoke run.
+   Target (issue 16): ``fast=auto`` at least 3x the reference for ``cnn_tanh_newinit`` k=30.
 
 About 1-2 minutes on a quiet 2-core machine; prints its table last. Both loops use torch's
 default thread count (one per core) unless ``--threads`` says otherwise. On a shared machine,
@@ -24,7 +31,9 @@ figures that hold up under load.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import tempfile
 import time
 
 import torch
@@ -62,6 +71,29 @@ def packing(model: str, k: int, replicas: int, train_samples: int, test_samples:
     return {"separate_s": separate / replicas, "packed_s": packed / replicas}
 
 
+def long_trials(model: str, k: int, epochs: int, train_samples: int | None) -> dict:
+    """One workload of section 3: the reference loop, then fast=auto (cold compile cache) and
+    fast=false as whole trials."""
+    steps = math.ceil(train_samples / 256) if train_samples else None
+    ref = common.reference_epoch(model, k, train_steps=steps)
+    over = [f"data.train_samples={train_samples}"] if train_samples else []
+    out = {"ref_s": epochs * (ref["train_s"] + ref["test_s"]), "ref_step_ms": 1000 * ref["step_s"]}
+    user_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    for fast in ("auto", "false"):
+        with tempfile.TemporaryDirectory(prefix="inductor-cold-") as cache:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # read at each compile: this trial's cache is cold
+            try:
+                trial = common.package_trial(model, k, epochs, overrides=[*over, f"fast={fast}"])
+            finally:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+                if user_cache is not None:
+                    os.environ["TORCHINDUCTOR_CACHE_DIR"] = user_cache
+        out[fast] = trial["wall_s"]
+        if fast == "auto":
+            out["compile"] = trial["compile"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one repeat of everything (noisier)")
@@ -69,6 +101,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for both loops (default: torch's own choice, one per core)")
     parser.add_argument("--skip-packing", action="store_true")
+    parser.add_argument("--long", action="store_true", help="also section 3: long trials, fast=auto's compile")
+    parser.add_argument("--long-only", action="store_true", help="only section 3")
+    parser.add_argument("--long-epochs", type=int, default=1)
+    parser.add_argument("--long-k", type=int, default=30)
+    parser.add_argument("--long-samples", type=int, default=None, help="training images per epoch (default: all)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,12 +118,45 @@ def main() -> None:
               "other processes will make these timings swing; rerun when the machine is quiet, "
               "or with --threads 1", flush=True)
 
+    rows = []
+    if not args.long_only:
+        rows += short_rows(args, repeats)
+    if args.long or args.long_only:
+        rows += long_rows(args)
+    print()
+    print(f"CPU benchmark - {common.describe_device()} - {common.utc_now()} - "
+          f"load average {load0} at start, {load()} at end - {time.perf_counter() - started:.0f} s in all")
+    print(common.table(rows, ["workload", "what", "train + test s", "seconds", "speed-up"]))
+    if busy:
+        print("WARNING: the machine was busy when this run started (see the load average): figures suspect")
+
+
+def long_rows(args) -> list[list]:
+    rows = []
+    for model in ("cnn_tanh_newinit", "cnn_elu_bn"):
+        r = long_trials(model, args.long_k, args.long_epochs, args.long_samples)
+        print(f"long {model}: {r}", flush=True)
+        c = r["compile"] or {}
+        decision = (f"compiled ({c['compile_seconds']:.1f} s compiling)" if c.get("used")
+                    else f"eager{' (compile failed)' if c.get('failed') else ''}")
+        what = f"{args.long_epochs}-epoch trial" + (f", {args.long_samples} train imgs" if args.long_samples else "")
+        rows += [[f"{model} k={args.long_k}", f"reference loop: {args.long_epochs} x (epoch + test)", "",
+                  f"{r['ref_s']:.2f}", "1.00x"],
+                 ["", f"{what}, fast=false (eager)", "", f"{r['false']:.2f}", f"{r['ref_s'] / r['false']:.2f}x"],
+                 ["", f"{what}, fast=auto, cold compile cache: {decision}", "", f"{r['auto']:.2f}",
+                  f"{r['ref_s'] / r['auto']:.2f}x"]]
+    return rows
+
+
+def short_rows(args, repeats: int) -> list[list]:
     ref, pkg = cnn_tanh_runs(repeats)
     print(f"reference: {ref}", flush=True)
     print(f"package:   {pkg}", flush=True)
     fraction = 30 * 256  # 30 steps of each replica's own data
     pack = packing("resnet", 12, args.replicas, fraction, 2560)
     print(f"packing:   {pack}", flush=True)
+    print(f"reference test errors: train {100 * ref['train_err']:.2f}% test {100 * ref['test_err']:.2f}%; "
+          f"package 3-epoch test error {100 * pkg['test_err']:.2f}%")
 
     ref_epoch = ref["train_s"] + ref["test_s"]
     rows = [
@@ -104,14 +174,7 @@ def main() -> None:
         ["", f"one trial of {args.replicas} packed replicas, per replica", "", f"{pack['packed_s']:.2f}",
          f"{pack['separate_s'] / pack['packed_s']:.2f}x"],
     ]
-    print()
-    print(f"CPU benchmark - {common.describe_device()} - {common.utc_now()} - "
-          f"load average {load0} at start, {load()} at end - {time.perf_counter() - started:.0f} s in all")
-    print(f"reference test errors: train {100 * ref['train_err']:.2f}% test {100 * ref['test_err']:.2f}%; "
-          f"package 3-epoch test error {100 * pkg['test_err']:.2f}%")
-    print(common.table(rows, ["workload", "what", "train + test s", "seconds", "speed-up"]))
-    if busy:
-        print("WARNING: the machine was busy when this run started (see the load average): figures suspect")
+    return rows
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .metrics import ReplicaError
 from .models import ConvBlock, DepthNet
-from .step import TrainStep
+from .step import CompilePlan, TrainStep
 
 PROTOCOLS = ("correct", "original")
 FAST = ("auto", True, False, "compile")
@@ -45,10 +45,13 @@ class DepthClassifier(L.LightningModule):
     default ``sgd()``), instantiated here. ``protocol="original"`` reproduces the study notebook's
     quirk: after the first evaluation the network is never put back into training mode, so
     BatchNorm uses frozen running statistics.
-    ``fast``: "auto" (the default) captures the training step in a CUDA graph on a GPU, and on
-    the CPU runs eagerly, in the channels-last memory layout where that is faster (oneDNN's
-    fast path for these thin, grouped convolutions; not for one replica with BatchNorm); True asks for the graph wherever CUDA is available; False is the plain
-    eager step in the default layout; "compile" also compiles every block with ``torch.compile``
+    ``fast``: "auto" (the default) captures the training step in a CUDA graph on a GPU; on the
+    CPU it uses the channels-last memory layout where that is faster (oneDNN's fast path for
+    these thin, grouped convolutions; not for one replica with BatchNorm) and compiles the
+    whole step with ``torch.compile`` when the trial is long enough to pay for the compile
+    (``compile_rule``; decided after a few timed eager steps). True asks for the graph wherever
+    CUDA is available; False is the plain eager step in the default layout; "compile" forces
+    the whole-step compile on the CPU, and on a GPU compiles every block with ``torch.compile``
     (``compile_backend``) before the graph is captured (experimental: compile time counts
     against the trial). Every setting trains the same function, to float rounding.
 
@@ -75,8 +78,10 @@ class DepthClassifier(L.LightningModule):
         self.history: dict[str, list[list[float]]] = {"train_err": [], "test_err": []}
         self.step_runner: TrainStep | None = None
         self.cuda_graph: dict | None = None  # the step runner's stats, kept when it is released
+        self.compiled: dict | None = None    # the CPU compile's stats (None: not considered)
         self.trained_on: str | None = None   # the device training ran on (Lightning moves the module back after fit)
         self.channels_last = False
+        self.has_norm = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -100,17 +105,39 @@ class DepthClassifier(L.LightningModule):
         # grouped layers, but PyTorch's channels-last BatchNorm is ~10x slower on 4-16 channels:
         # so channels-last unless a single replica has BatchNorm (benchmarks/RESULTS.md).
         # Parameters are converted in place, so the optimizer keeps them.
-        has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.net.modules())
+        self.has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.net.modules())
         self.channels_last = (self.fast is not False and self.device.type == "cpu"
-                              and (self.net.replicas > 1 or not has_norm))
+                              and (self.net.replicas > 1 or not self.has_norm))
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
 
     def on_train_start(self) -> None:
         use_graph = self.fast in (True, "compile") or (self.fast == "auto" and self.device.type == "cuda")
-        if self.fast == "compile":
+        if self.fast == "compile" and self.device.type == "cuda":
             compile_blocks(self.net, self.compile_backend)
-        self.step_runner = TrainStep(self.replica_losses, self.optimizers().optimizer, use_graph)
+        optimizer = self.optimizers().optimizer
+        self.step_runner = TrainStep(self.replica_losses, optimizer, use_graph, self.compile_plan(optimizer))
+
+    def compile_plan(self, optimizer: torch.optim.Optimizer) -> CompilePlan | None:
+        """The CPU's whole-step compile: considered for fast=auto, forced for fast=compile."""
+        if self.device.type != "cpu" or self.fast not in ("auto", "compile"):
+            return None
+        defaults = {k: v for k, v in optimizer.defaults.items() if isinstance(v, (bool, int, float, str, type(None)))}
+        signature = (repr(self.net), [tuple(p.shape) for p in self.net.parameters()], self.net.depths,
+                     type(optimizer).__name__, sorted(defaults.items()),
+                     self.channels_last, torch.get_num_threads())
+        return CompilePlan(force=self.fast == "compile", blocks=self.net.k, norm=self.has_norm,
+                           packed=self.net.replicas > 1, signature=repr(signature),
+                           steps_left=self._steps_left, state=self.net)
+
+    def _steps_left(self, training: bool) -> int:
+        """Steps the trial still runs in that mode; under protocol=original BatchNorm trains
+        only in the first epoch."""
+        trainer = self.trainer
+        left = min(float(trainer.estimated_stepping_batches), 1e9) - self.global_step
+        if self.protocol == "original" and training and self.has_norm:
+            left = min(left, trainer.num_training_batches - self.global_step)
+        return max(int(left), 0)
 
     def on_train_end(self) -> None:
         self.release_step()
@@ -120,6 +147,7 @@ class DepthClassifier(L.LightningModule):
         caller then collects it: ``gc.collect()``, ``torch.cuda.empty_cache()``)."""
         if self.step_runner is not None:
             self.cuda_graph = self.step_runner.stats()
+            self.compiled = self.step_runner.compile_stats()
             self.step_runner.release()
             self.step_runner = None
 

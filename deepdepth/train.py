@@ -113,6 +113,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
         "precision": precision, "cuda_graph": module.cuda_graph,
+        "compile": module.compiled,  # the CPU's whole-step torch.compile: used, reason, compile_seconds, failed
         "versions": {"deepdepth": __version__, "torch": torch.__version__, "lightning": L.__version__,
                      "python": platform.python_version()},
     }

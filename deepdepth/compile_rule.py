@@ -1,0 +1,96 @@
+"""When compiling the CPU training step pays for itself (issue 16), as pure functions.
+
+``torch.compile`` of the whole step (forward, backward, SGD) makes a CPU step 1.2-2.1x faster
+(benchmarks/RESULTS.md), but compiling costs seconds to a minute before the first fast step:
+~2-4 s when inductor's on-disk cache already holds this step's code, ~15-60 s cold (2-core
+CPU, quiet). So ``fast=auto`` first times a few eager steps, then compiles only when
+
+    steps_left x eager_step_s x (1 - 1/speedup)  >  MARGIN x expected compile seconds
+
+with a conservative ``speedup`` over the eager path the trial would otherwise take, and a
+compile time that grows with the depth and depends on whether the cache is warm (constants
+for a quiet 2-core machine; on a loaded one the timed eager steps slow down about as much as
+the compile does). The speedups: one replica 1.6x without BatchNorm (measured 1.5x at k=3,
+2.1x at k=30), 1.2x with it (measured 1.24x); packed replicas, whose eager step already
+runs channels-last, gained only ~1.1-1.2x without BatchNorm and nothing with it (an
+interleaved comparison on a loaded machine, to be checked on a quiet one), so they are
+taken as 1.1x and 1.0x (packed BatchNorm nets: never compiled by ``fast=auto``). So a 3-epoch k=30
+``cnn_tanh_newinit`` trial compiles from a cold cache, a k=3 one does not (it does from a
+warm cache in a 10-epoch trial), and BatchNorm nets need a longer trial.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# whole-step compile vs the eager step, by (BatchNorm, packed replicas): the low end of what was measured
+SPEEDUP = {(False, False): 1.6, (True, False): 1.2, (False, True): 1.1, (True, True): 1.0}
+MARGIN = 1.25                          # the saving must beat the compile time by this much
+COLD_S = (12.0, 1.0)                   # cold compile: seconds + seconds per block of one replica
+WARM_S = (3.0, 0.1)                    # from a warm cache: seconds + seconds per block
+MARKERS = "deepdepth-compiled"         # the markers' folder inside inductor's cache directory
+
+
+@dataclass(frozen=True)
+class Decision:
+    compile: bool
+    reason: str
+
+
+def expected_compile_seconds(blocks: int, warm: bool) -> float:
+    """Seconds to compile the step of a network with ``blocks`` blocks per replica (packing
+    widens the kernels, not the graph)."""
+    base, per_block = WARM_S if warm else COLD_S
+    return base + per_block * blocks
+
+
+def decide(steps_left: int, eager_step_s: float, blocks: int, warm: bool, norm: bool,
+           packed: bool = False) -> Decision:
+    """Compile when the predicted saving over the steps left beats the expected compile time."""
+    speedup = SPEEDUP[norm, packed]
+    eager_s = steps_left * eager_step_s
+    saving = eager_s * (1 - 1 / speedup)
+    cost = expected_compile_seconds(blocks, warm)
+    pays = saving > MARGIN * cost
+    reason = (f"{steps_left} steps x {1000 * eager_step_s:.1f} ms = {eager_s:.1f} s eager; saving at "
+              f"{speedup}x ~{saving:.1f} s {'>' if pays else '<='} {MARGIN} x {cost:.0f} s "
+              f"{'warm' if warm else 'cold'}-cache compile")
+    return Decision(pays, reason)
+
+
+def inductor_cache_dir() -> Path:
+    """Inductor's cache directory (``TORCHINDUCTOR_CACHE_DIR`` or its per-user default),
+    found without creating it."""
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]).absolute()
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+        return Path(default_cache_dir())
+    except ImportError:  # another torch layout: inductor's usual default
+        return Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
+
+
+def step_signature(*parts: object) -> str:
+    """A short key for a step: a hash of everything that shapes its compiled code."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def cache_is_warm(cache_dir: Path, signature: str) -> bool:
+    """Whether ``cache_dir`` holds this step's compiled code: our marker for the signature,
+    next to a non-empty inductor FX-graph cache (a cleared cache loses both)."""
+    graphs = cache_dir / "fxgraph"
+    return (cache_dir / MARKERS / signature).is_file() and graphs.is_dir() and any(graphs.iterdir())
+
+
+def mark_warm(cache_dir: Path, signature: str, note: str = "") -> None:
+    """Record that the step with ``signature`` has been compiled into ``cache_dir``; a cache
+    that cannot be written only means the next trial expects a cold compile."""
+    try:
+        (cache_dir / MARKERS).mkdir(parents=True, exist_ok=True)
+        (cache_dir / MARKERS / signature).write_text(note + "\n")
+    except OSError:
+        pass
