@@ -12,6 +12,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -30,7 +31,7 @@ from . import __version__
 from .callbacks import Trainability
 from .components import build_callbacks, build_loggers
 from .config import ConfigError, validate
-from .data import MNISTDataModule
+from .data import DataError, MNISTDataModule
 from .devices import claim_gpu, float32_precision, gpu_names
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
@@ -188,7 +189,13 @@ def main(cfg: DictConfig) -> dict:
             raise
         print(f"deepdepth: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    result = train(cfg, hydra_cfg.runtime.output_dir, interactive=interactive)
+    try:
+        result = train(cfg, hydra_cfg.runtime.output_dir, interactive=interactive)
+    except DataError as exc:  # missing or corrupt data: a message, as for a config error
+        if not interactive or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"deepdepth: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     path = Path(hydra_cfg.runtime.output_dir) / "result.json"
     log.info("%s -> %s", summary_line(cfg, result), path)
     try:
