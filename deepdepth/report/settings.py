@@ -61,7 +61,7 @@ def settings_of(params: dict, recorded: Iterable[dict] = ()) -> tuple[dict, froz
                 out[key] = value(record[key])
     for key, raw in (params or {}).items():
         key = CANONICAL.get(key, key)
-        if key not in NEUTRAL or key == "search":
+        if key != "model":  # neutral keys too: where they vary they tell the rows apart
             out[key] = value(raw)
     assumed = frozenset(k for k in DEFAULTS if k not in out)
     for key in assumed:
