@@ -116,6 +116,21 @@ class Bookkeeping:
         return bool(v)
 
     @property
+    def last_pass(self) -> int:
+        """Grid index of the limit (-1: nothing trainable); each search says where it keeps it."""
+        raise NotImplementedError
+
+    @property
+    def k_star(self) -> Optional[int]:
+        """The limit: the deepest grid depth the search holds trainable (None if none)."""
+        return self.k(self.last_pass) if self.last_pass >= 0 else None
+
+    @property
+    def censored(self) -> bool:
+        """Every grid depth up to upper was judged trainable: the limit is >= upper."""
+        return self.last_pass == len(self.grid) - 1
+
+    @property
     def trials(self) -> int:
         return sum(len(h["verdicts"]) for h in self.history)
 

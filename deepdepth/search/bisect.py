@@ -67,11 +67,6 @@ class DepthSearch(Bookkeeping):
         return trainable
 
     @property
-    def k_star(self) -> Optional[int]:
-        """Largest depth the bracket holds trainable (None if none); final once done."""
-        return self.k(self.r) if self.r >= 0 else None
-
-    @property
-    def censored(self) -> bool:
-        """Every grid depth up to upper was judged trainable: the limit is >= upper."""
-        return self.r == len(self.grid) - 1
+    def last_pass(self) -> int:
+        """The bracket's top: the deepest grid index still held trainable (final once done)."""
+        return self.r

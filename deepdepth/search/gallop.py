@@ -116,9 +116,5 @@ class GallopSearch(Bookkeeping):
 
     # ---- result ------------------------------------------------------------------------------
     @property
-    def k_star(self) -> Optional[int]:
-        return self.k(self.lo) if self.lo >= 0 else None
-
-    @property
-    def censored(self) -> bool:
-        return self.lo == len(self.grid) - 1
+    def last_pass(self) -> int:
+        return self.lo
