@@ -136,7 +136,7 @@ class Sweep:
                     break
             missing = [m for m in missing if m not in got]
             if self.out_of_time:  # the round's finished trials go in the history (no verdict yet)
-                self.history += [t for t in got.values() if t.status == "ok"]
+                self.history += list(got.values())  # trained now or read back
                 return False
         for (ci, k), ss in seeds.items():  # trials another combination trained for this one
             c = self.combos[ci]
