@@ -245,11 +245,11 @@ def test_protocols_share_trials_without_batchnorm(tmp_path, mnist_root):
 
 def test_time_budget_stops_cleanly_and_the_same_command_finishes(tmp_path, mnist_root):
     # threshold 1.0: every depth trains, so each search probes 3, 6 and 12: 12 one-seed jobs of a
-    # second or more each, while the cost model expects the first to take about 7 s: a run fits
-    # at least one job and never all twelve
+    # second or more each; the sample counts tell the cost model the jobs are small (it assumes
+    # all of MNIST otherwise, and a job predicted past the whole budget is never launched)
     args = ["model=cnn_tanh_newinit,resnet_nobn", "hydra.sweeper.upper=12", "hydra.sweeper.seeds=2",
             "hydra.sweeper.pack=false", "trainability.threshold=1.0", "hydra.sweeper.time_budget=12",
-            *tiny(mnist_root)]
+            "data.train_samples=512", "data.test_samples=256", *tiny(mnist_root)]
     d, proc, out = sweep(tmp_path, *args)
     assert proc.returncode == 0 and out.count("time budget of 12s reached") == 1
     assert "rerun the same command to resume" in out
