@@ -36,7 +36,7 @@ from .devices import claim_gpu, float32_precision, gpu_names
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .module import DepthClassifier
-from .sweep.records import atomic_write
+from .files import atomic_write
 from .trial_options import check_trial_options
 
 log = logging.getLogger("deepdepth")

@@ -24,7 +24,7 @@ from deepdepth.config import ConfigError, validate
 from deepdepth.search import GallopSearch
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, SweepError, scan
 from deepdepth.sweep.lock import LOCK_NAME, sweep_lock
-from deepdepth.sweep.records import atomic_write
+from deepdepth.files import atomic_write
 from deepdepth.sweep.setup import check_options
 
 # every depth trainable (errors under 95%): the search climbs to the bound, one job per seed and depth
@@ -229,13 +229,13 @@ def enospc(*args, **kwargs):
 def test_a_full_disk_leaves_no_result_file_and_names_it(tmp_path, monkeypatch):
     """result.json (deepdepth.train), frontier.json, frontier.csv and history.csv share one writer."""
     path = tmp_path / "result.json"
-    monkeypatch.setattr("deepdepth.sweep.records.os.fsync", enospc)
+    monkeypatch.setattr("deepdepth.files.os.fsync", enospc)
     with pytest.raises(OSError, match=rf"cannot write {path}: No space left on device"):
         atomic_write(path, json.dumps(record(3, 0, True)))
     assert list(tmp_path.iterdir()) == []  # no result, no temporary file
     monkeypatch.undo()
     atomic_write(path, json.dumps(record(3, 0, True)))
-    monkeypatch.setattr("deepdepth.sweep.records.os.fsync", enospc)
+    monkeypatch.setattr("deepdepth.files.os.fsync", enospc)
     with pytest.raises(OSError, match="cannot write"):
         atomic_write(path, json.dumps(record(6, 0, False)))
     assert json.loads(path.read_text()) == record(3, 0, True)  # the previous record stays whole
@@ -250,7 +250,7 @@ def test_a_full_disk_during_a_sweep_keeps_the_study_files_whole(tmp_path, monkey
     sweep.write()
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert set(before) == {"frontier.json", "frontier.csv", "history.csv"}
-    monkeypatch.setattr("deepdepth.sweep.records.os.fsync", enospc)
+    monkeypatch.setattr("deepdepth.files.os.fsync", enospc)
     with pytest.raises(OSError, match=f"cannot write {tmp_path / 'frontier.json'}: No space left"):
         sweep.run()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -7,14 +7,13 @@ import csv
 import io
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
+from ..files import atomic_write
 from .trials import OWNED, override_key, trial_key
 
 log = logging.getLogger("deepdepth.sweep")
@@ -111,25 +110,6 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     atomic_write(path, text.getvalue())
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk and rename it over ``path``:
-    a reader (or a resume after kill -9) sees the old file or the whole new one, and a failed
-    write (a full disk) leaves no partial file; the error names ``path``."""
-    path, tmp = Path(path), None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, 0o644)  # as an ordinary write leaves it, not mkstemp's 0600
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise OSError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 __all__ = ["Finished", "OWNED", "atomic_write", "flat", "override_key", "scan", "write_csv", "write_outputs"]
