@@ -2,6 +2,7 @@
 on tiny IDX data, through the basic, joblib, submitit_local and a failing launcher."""
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -243,21 +244,36 @@ def test_protocols_share_trials_without_batchnorm(tmp_path, mnist_root):
     assert {r["status"] for r in frontier(d)["history"]} <= {"resumed"}
 
 
+def slow_clock(tmp_path, factor: int) -> dict:
+    """An environment whose ``time.perf_counter`` runs ``factor`` times fast (a ``sitecustomize``
+    on PYTHONPATH): to the sweep, every job then lasts ``factor`` times longer, whatever the
+    machine's speed, so a wall-clock budget is reached on a fast machine too."""
+    site = tmp_path / "slow_clock"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "import time\n_real = time.perf_counter\n_t0 = _real()\n"
+        f"time.perf_counter = lambda: _t0 + (_real() - _t0) * {factor}\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+
+
 def test_time_budget_stops_cleanly_and_the_same_command_finishes(tmp_path, mnist_root):
-    # threshold 1.0: every depth trains, so each search probes 3, 6 and 12: 12 one-seed jobs of a
-    # second or more each; the sample counts tell the cost model the jobs are small (it assumes
-    # all of MNIST otherwise, and a job predicted past the whole budget is never launched)
+    # threshold 1.0: every depth trains, so each search probes 3, 6 and 12: 12 one-seed jobs. The
+    # clock runs 20x fast, so a job (a Lightning fit, 0.3 s or more anywhere) lasts 6 s or more to
+    # the sweep and the 12 cannot end within 30 s; the first job of each run is predicted at about
+    # 2 s (the cost model's constant), so every run trains at least one. The sample counts tell the
+    # cost model the jobs are small (it assumes all of MNIST otherwise)
     args = ["model=cnn_tanh_newinit,resnet_nobn", "hydra.sweeper.upper=12", "hydra.sweeper.seeds=2",
-            "hydra.sweeper.pack=false", "trainability.threshold=1.0", "hydra.sweeper.time_budget=12",
+            "hydra.sweeper.pack=false", "trainability.threshold=1.0", "hydra.sweeper.time_budget=30",
             "data.train_samples=512", "data.test_samples=256", *tiny(mnist_root)]
-    d, proc, out = sweep(tmp_path, *args)
-    assert proc.returncode == 0 and out.count("time budget of 12s reached") == 1
+    env = slow_clock(tmp_path, 20)
+    d, proc, out = sweep(tmp_path, *args, env=env)
+    assert proc.returncode == 0 and out.count("time budget of 30s reached") == 1, out[-3000:]
     assert "rerun the same command to resume" in out
     assert not all(r["done"] for r in frontier(d)["frontier"])
     for _ in range(30):  # each rerun resumes and trains only what is missing (at least one job a run)
         if all(r["done"] for r in frontier(d)["frontier"]):
             break
-        sweep(tmp_path, *args)
+        sweep(tmp_path, *args, env=env)
     rows = frontier(d)["frontier"]
     assert all(r["done"] for r in rows)
     jobs = job_dirs(d)
