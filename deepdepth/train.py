@@ -57,10 +57,15 @@ def trial_depths(cfg: DictConfig) -> list[int]:
     return [int(d) for d in cfg.depths] if cfg.get("depths") is not None else [cfg.k] * cfg.replicas
 
 
+def trial_inits(cfg: DictConfig) -> str | list[str]:
+    """Each replica's init: ``inits`` for an init-packed job (a sweep over init gains), else model.init."""
+    return [str(i) for i in cfg.inits] if cfg.get("inits") is not None else cfg.model.init
+
+
 def build(cfg: DictConfig) -> tuple[MNISTDataModule, DepthClassifier]:
     seeds = trial_seeds(cfg)
     m = cfg.model
-    net = DepthNet(cfg.k, activation=m.activation, norm=m.norm, residual=m.residual, init=m.init,
+    net = DepthNet(cfg.k, activation=m.activation, norm=m.norm, residual=m.residual, init=trial_inits(cfg),
                    seeds=seeds, branch_gain=m.get("branch_gain", False),
                    depths=trial_depths(cfg) if cfg.get("depths") is not None else None)
     data_kw = dict(root=cfg.data.root, batch_size=cfg.data.batch_size, train_samples=cfg.data.train_samples,
@@ -105,6 +110,8 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         finally:
             _release(module)
     trials = [{"k": k, **t} for k, t in zip(trial_depths(cfg), verdict.verdicts)]
+    if cfg.get("inits") is not None:  # an init-packed job: each trial's own init
+        trials = [{**t, "init": i} for t, i in zip(trials, trial_inits(cfg))]
     result = {
         "model": cfg.model.name, "k": cfg.k, "lr": cfg.optim.get("lr"), "epochs": cfg.trainer.max_epochs,
         "criterion": cfg.trainability.criterion, "threshold": cfg.trainability.threshold,

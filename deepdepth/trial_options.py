@@ -6,6 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .components import entries, missing_extra
 from .config import ConfigError
+from .models.init import check_init
 
 PRECISIONS = ("fp32", "tf32")
 LIGHTNING_FP32 = (None, 32, "32", "32-true")
@@ -64,6 +65,21 @@ def _pack_checks(cfg: DictConfig):
     if depths is not None and OmegaConf.is_list(depths) and len(depths):
         yield (max(depths) == cfg.k and all(d > 0 and d % 3 == 0 for d in depths),
                f"depths={list(depths)} must be positive multiples of 3 whose deepest is k={cfg.k}")
+    inits = cfg.get("inits")
+    if inits is not None:
+        yield (OmegaConf.is_list(inits) and len(inits) == cfg.replicas and all(isinstance(i, str) for i in inits),
+               f"inits={inits!r} must list one init spec per replica (replicas={cfg.replicas}), "
+               "e.g. inits=['fan_in:0.5','fan_in:0.7']")
+        for spec in inits:
+            yield (_init_error(spec) is None, f"inits: {_init_error(spec)}")
+
+
+def _init_error(spec) -> str | None:
+    try:
+        check_init(spec)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _component_checks(cfg: DictConfig):

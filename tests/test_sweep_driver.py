@@ -13,7 +13,7 @@ class FakeBackend:
 
     def __init__(self, limits, seconds=10.0, fail=(), disk=None, combos=None):
         self.limits, self.seconds, self.fail = limits, seconds, set(fail)
-        self.now, self.launched, self.parallelism = 0.0, [], 1
+        self.now, self.launched, self.jobs, self.parallelism = 0.0, [], [], 1
         self.disk, self.combos = disk, combos  # finished trials, as a resume would find them
 
     def compose(self, overrides):
@@ -24,25 +24,34 @@ class FakeBackend:
         for job in jobs:
             self.now += self.seconds
             self.launched.append((job.combo, job.k, tuple(job.seeds)))
+            self.jobs.append(job)
             if (job.combo, job.k) in self.fail:
                 self.fail.discard((job.combo, job.k))  # fails once, then the retry succeeds
                 out.append(Outcome(error="RuntimeError: boom"))
                 continue
-            trials = [{"seed": s, "k": k, "trainable": k <= self.limits[job.combo], "train_err": [0.1],
-                       "test_err": [0.1]} for k, s in job.members]
+            trials = [{"seed": s, "k": k, "trainable": k <= self.limits[ci], "train_err": [0.1],
+                       "test_err": [0.1]} for ci, k, s in job.replicas]
             result = {"k": job.k, "trials": trials, "seconds": self.seconds, "model": "m"}
             out.append(Outcome(result=result, job_dir=f"/jobs/{start}"))
             if self.disk is not None:
-                for t in trials:
-                    key = (self.combos[job.combo].key, t["k"], t["seed"])
+                for t, (ci, _, _) in zip(trials, job.replicas):
+                    key = (self.combos[ci].key, t["k"], t["seed"])
                     assert key not in self.disk  # never trained twice
                     self.disk[key] = Finished(t, result, "/x", start)
         return out
 
 
-def combo(i, overrides, norm=False, search=None, model="cnn_tanh"):
+def combo(i, overrides, norm=False, search=None, model="cnn_tanh", init=None):
     return Combo(i, overrides, search or GallopSearch(upper=24, seeds=2, parallel=2),
-                 Composed(model=model, lr=0.01, protocol="correct", norm=norm, steps=10, train_steps=10))
+                 Composed(model=model, lr=0.01, protocol="correct", norm=norm, steps=10, train_steps=10, init=init))
+
+
+GAINS = ["fan_in:0.5", "fan_in:0.7", "fan_in:0.9"]
+
+
+def gain_combos(extra=()):
+    return [combo(i, ["model=cnn_tanh_newinit", f"model.init={g.replace(':', chr(92) + ':')}", *extra],
+                  init=g) for i, g in enumerate(GAINS)]
 
 
 def make(combos, backend, **options):
@@ -189,3 +198,49 @@ def test_a_budget_stop_keeps_the_rounds_finished_trials_in_the_history():
     assert sweep.out_of_time and not any(r["done"] for r in rows)
     assert len(backend.launched) == 2  # one job a launch: the third was predicted to end late
     assert [t.status for t in sweep.history] == ["ok"] * 4 and all(t.verdict is None for t in sweep.history)
+
+
+def test_combinations_that_differ_only_in_init_train_packed_and_resume():
+    """A column of the phase diagram (every gain at one depth) is one job; each replica's verdict
+    goes to its own gain's search; a resume finds every trial again (issue 17)."""
+    limits, disk = {0: 6, 1: 12, 2: 18}, {}
+    combos = gain_combos()
+    backend = FakeBackend(limits, disk=disk, combos=combos)
+    rows = make(combos, backend).run()
+    assert [r["k_star"] for r in rows] == [6, 12, 18]
+    first = backend.jobs[0]
+    assert first.replicas == [(ci, 3, s) for ci in range(3) for s in (0, 1)]
+    assert first.launch_overrides() == ["k=3", "seed=0", "replicas=6", "seeds=[0,1,0,1,0,1]",
+                                        "inits=['fan_in:0.5','fan_in:0.5','fan_in:0.7','fan_in:0.7',"
+                                        "'fan_in:0.9','fan_in:0.9']"]
+    assert len(backend.jobs) < sum(r["probes"] for r in rows)  # fewer jobs than probes
+    assert len(disk) == sum(r["trials"] for r in rows)  # nothing trained twice (the backend asserts it)
+    again = FakeBackend(limits)
+    rerun = Sweep(None, gain_combos(), again, CostModel("cpu"), Options(write=False), found=dict(disk),
+                  clock=lambda: again.now)
+    assert [r["k_star"] for r in rerun.run()] == [6, 12, 18] and again.launched == []
+
+
+def test_init_packing_is_off_with_pack_false_or_other_differences_or_no_init_override():
+    assert all(j.combos is None for j in run_jobs(gain_combos(), pack=False))
+    assert all(j.combos is None for j in run_jobs(gain_combos(), pack_inits=False))
+    differ = gain_combos()
+    differ[1].overrides.append("optim.lr=0.05")
+    assert {tuple(j.combos or [j.combo]) for j in run_jobs(differ) if j.k == 3} == {(0, 0, 2, 2), (1,)}
+    implicit = [combo(0, ["model=cnn_tanh_newinit"], init="fan_in"), *gain_combos()[1:]]
+    assert all(0 not in (j.combos or []) for j in run_jobs(implicit))
+
+
+def test_init_packs_mix_depths_on_a_gpu():
+    backend = FakeBackend({0: 6, 1: 12, 2: 18})
+    sweep = make(gain_combos(), backend, mix_depths=True)
+    job = sweep._jobs([(0, 6, 0), (1, 9, 0), (2, 9, 1)])[0]
+    assert job.replicas == [(0, 6, 0), (1, 9, 0), (2, 9, 1)] and job.k == 9
+    assert job.launch_overrides()[3:] == ["depths=[6,9,9]", "seeds=[0,0,1]",
+                                          "inits=['fan_in:0.5','fan_in:0.7','fan_in:0.9']"]
+
+
+def run_jobs(combos, **options):
+    backend = FakeBackend({c.index: 9 for c in combos})
+    make(combos, backend, **options).run()
+    return backend.jobs

@@ -244,6 +244,30 @@ def test_protocols_share_trials_without_batchnorm(tmp_path, mnist_root):
     assert {r["status"] for r in frontier(d)["history"]} <= {"resumed"}
 
 
+def test_init_gains_train_packed_in_one_job_per_depth_and_resume(tmp_path, mnist_root):
+    """A sweep over model.init gains (the phase diagram's columns): each depth's probes of every
+    gain are one job (``inits``, one gain per replica); rows and verdicts stay per gain; a
+    resume finds each (gain, depth, seed) again and trains nothing."""
+    args = ["model=cnn_tanh_newinit", "model.init=fan_in:0.5,fan_in:0.9", "hydra.sweeper.upper=6",
+            "hydra.sweeper.seeds=2", "hydra.sweeper.parallel=2", "trainability.threshold=1.0", *tiny(mnist_root)]
+    d, _, _ = sweep(tmp_path, *args)
+    rows = frontier(d)["frontier"]
+    assert [r["params"]["model.init"] for r in rows] == ["fan_in\\:0.5", "fan_in\\:0.9"]
+    assert all(r["done"] for r in rows)
+    depths = {p["k"] for r in rows for p in r["probe_history"]}
+    jobs = job_dirs(d)
+    assert len(jobs) == len(depths) == 2  # k=3 and 6: one job each, 2 gains x 2 seeds packed
+    for j in jobs:
+        overrides = (j / ".hydra" / "overrides.yaml").read_text()
+        assert "replicas=4" in overrides and "inits=['fan_in:0.5','fan_in:0.5','fan_in:0.9','fan_in:0.9']" in overrides
+        result = json.loads((j / "result.json").read_text())
+        assert [t["init"] for t in result["trials"]] == ["fan_in:0.5"] * 2 + ["fan_in:0.9"] * 2
+    history = frontier(d)["history"]
+    assert {(h["combo"], h["job_num"]) for h in history} == {(c, n) for c in (0, 1) for n in (0, 1)}
+    _, _, out = sweep(tmp_path, *args)
+    assert "launching" not in out and {h["status"] for h in frontier(d)["history"]} == {"resumed"}
+
+
 def slow_clock(tmp_path, factor: int) -> dict:
     """An environment whose ``time.perf_counter`` runs ``factor`` times fast (a ``sitecustomize``
     on PYTHONPATH): to the sweep, every job then lasts ``factor`` times longer, whatever the

@@ -300,7 +300,25 @@ def test_a_mixed_depth_pack_trains_each_replica_as_its_own_trial(mnist_root, tmp
         assert t["test_err"] == pytest.approx(alone["test_err"], abs=0.01)
 
 
+def test_an_init_packed_trial_trains_each_replica_as_its_own_trial(mnist_root, tmp_path):
+    """What a sweep over init gains launches (issue 17): replicas of one network, each with its
+    own gain (``inits``) and seed; each replica's record is that of its own trial with that gain."""
+    common = ["model=cnn_tanh_newinit", "fast=false", "k=6", *tiny(mnist_root)]
+    gains = ["fan_in:0.5", "fan_in:0.9", "fan_in:0.5"]
+    packed = train(compose_cfg(*common, "replicas=3", "seeds=[0,0,1]", "inits=[" + ",".join(f"'{g}'" for g in gains) + "]"),
+                   tmp_path / "packed", interactive=False)
+    assert [(t["seed"], t["init"]) for t in packed["trials"]] == [(0, gains[0]), (0, gains[1]), (1, gains[2])]
+    for (seed, gain), t in zip([(0, gains[0]), (0, gains[1]), (1, gains[2])], packed["trials"]):
+        alone = train(compose_cfg(*common, f"seed={seed}", f"model.init={gain}"), tmp_path / f"{seed}_{gain}",
+                      interactive=False)
+        assert t["train_err"] == pytest.approx(alone["train_err"], abs=0.01)
+        assert t["test_err"] == pytest.approx(alone["test_err"], abs=0.01)
+    assert packed["trials"][0]["train_err"] != packed["trials"][1]["train_err"]  # the gains differ
+
+
 @pytest.mark.parametrize("override,message", [("depths=[3,9]", "one non-negative integer per replica"),
+                                              ("inits=['fan_in:0.5']", "one init spec per replica (replicas=3)"),
+                                              ("inits=['fan_in:0.5','fan_in','bogus']", "inits: unknown init"),
                                               ("depths=[3,4,6]", "multiples of 3 whose deepest is k=6"),
                                               ("seeds=[0]", "one non-negative integer per replica")])
 def test_bad_pack_lists_are_refused(mnist_root, tmp_path, override, message):

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Protocol
 
 from .cost import CostModel, duration
 from .records import Finished, write_outputs
-from .trials import Job, Outcome, Trial, mixed_packs, seed_runs, trial_key
+from .trials import INIT, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
 
 log = logging.getLogger("deepdepth.sweep")
 
@@ -34,6 +34,7 @@ class Composed:
     norm: bool = True
     steps: float = 0.0  # cost-model steps per replica (training steps + weighted test batches)
     train_steps: int = 0  # optimizer steps per replica
+    init: Optional[str] = None  # model.init
 
 
 class Backend(Protocol):
@@ -68,6 +69,7 @@ class Options:
     write: bool = True  # False for a dry run
     mix_depths: bool = False  # a round's probes of one combination in one job (pays on a GPU only)
     max_replicas: int = 16  # per job
+    pack_inits: bool = True  # combinations that differ only in model.init packed as replicas of one job
     fits: Optional[Callable[[int, list[int]], bool]] = None  # (combination, depths) -> fits the device
 
 
@@ -91,6 +93,18 @@ class Sweep:
         self.out_of_time = False
         self.started = self.clock()
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
+        self.pack_group = self._pack_groups()
+
+    def _pack_groups(self) -> dict[int, int]:
+        """Combination -> the first combination it can share packed jobs with: those that set
+        model.init and differ only there (with ``pack`` and ``pack_inits``), else itself."""
+        first: dict[frozenset, int] = {}
+        groups = {}
+        for c in self.combos:
+            alike = self.options.pack and self.options.pack_inits and c.info.init is not None and any(
+                override_key(o) == INIT for o in c.overrides)
+            groups[c.index] = first.setdefault(init_free(c.key), c.index) if alike else c.index
+        return groups
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -159,30 +173,37 @@ class Sweep:
 
     def _jobs(self, missing: list[tuple[int, int, int]]) -> list[Job]:
         """Missing (combination, depth, seed) trials as jobs: per probe, contiguous seeds packed;
-        with ``mix_depths`` all of a combination's probes of the round packed into one network."""
-        groups: dict[tuple, list[tuple[int, int]]] = {}
+        with ``mix_depths`` all of a combination's probes of the round packed into one network;
+        combinations that differ only in their init (``pack_group``) packed together."""
+        groups: dict[tuple, list[tuple[int, int, int]]] = {}
         for ci, k, s in missing:
-            groups.setdefault((ci,) if self.options.mix_depths else (ci, k), []).append((k, s))
+            g = self.pack_group[ci]
+            groups.setdefault((g,) if self.options.mix_depths else (g, k), []).append((k, ci, s))
         jobs = []
-        for (ci, *_), members in groups.items():
-            steps = self.combos[ci].info.steps
-            if not self.options.mix_depths or len({k for k, _ in members}) == 1:
-                for k in sorted({k for k, _ in members}):
-                    runs = seed_runs([s for kk, s in members if kk == k], self.options.pack)
+        for (g, *_), members in groups.items():
+            steps = self.combos[g].info.steps
+            if len({ci for _, ci, _ in members}) == 1 and (not self.options.mix_depths
+                                                         or len({k for k, _, _ in members}) == 1):
+                ci = members[0][1]
+                for k in sorted({k for k, _, _ in members}):
+                    runs = seed_runs([s for kk, _, s in members if kk == k], self.options.pack)
                     jobs += [Job(ci, k, run, steps) for run in runs]
                 continue
-            for pack in self._fitting(ci, mixed_packs(members, self.options.max_replicas)):
-                depths, seeds = [k for k, _ in pack], [s for _, s in pack]
-                jobs.append(Job(ci, max(depths), seeds, steps, depths if len(set(depths)) > 1 else None))
+            for pack in self._fitting(g, mixed_packs(members, self.options.max_replicas)):
+                depths, combos, seeds = (list(x) for x in zip(*pack))
+                several = len(set(combos)) > 1
+                jobs.append(Job(combos[0], max(depths), seeds, steps, depths if len(set(depths)) > 1 else None,
+                                combos=combos if several else None,
+                                inits=[self.combos[ci].info.init for ci in combos] if several else None))
         return jobs
 
-    def _fitting(self, ci: int, packs: list[list[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
+    def _fitting(self, ci: int, packs: list[list[tuple]]) -> list[list[tuple]]:
         """Packs halved until each fits the device's memory (``Options.fits``); one replica always runs
         (a single trial too big is refused by the trial itself, with its estimate)."""
         fits, out = self.options.fits, []
         while packs:
             pack = packs.pop(0)
-            if fits is None or len(pack) == 1 or fits(ci, [k for k, _ in pack]):
+            if fits is None or len(pack) == 1 or fits(ci, [m[0] for m in pack]):
                 out.append(pack)
             else:
                 half = len(pack) // 2
@@ -232,32 +253,30 @@ class Sweep:
             self._collect(job, out, attempt, num + i, got)
 
     def _collect(self, job: Job, out: Outcome, attempt: int, num: int, got: dict) -> None:
-        c = self.combos[job.combo]
         if out.result is None:  # failed, or the launcher crashed: it may still have finished
-            for k, s in job.members:
-                hit = self.found.get((c.key, k, s))
+            for ci, k, s in job.replicas:
+                hit = self.found.get((self.combos[ci].key, k, s))
                 if hit is not None and out.error and out.error.startswith("launcher:"):
-                    got[job.combo, k, s] = Trial.from_result(job.combo, k, s, "ok", hit.trial, hit.result,
-                                                             attempt=attempt, job_num=hit.job_num,
-                                                             job_dir=str(hit.job_dir))
+                    got[ci, k, s] = Trial.from_result(ci, k, s, "ok", hit.trial, hit.result, attempt=attempt,
+                                                      job_num=hit.job_num, job_dir=str(hit.job_dir))
                 else:
-                    self._fail(job.combo, k, s, attempt, out.error, num, out.job_dir)
+                    self._fail(ci, k, s, attempt, out.error, num, out.job_dir)
             return
         result = out.result
         self.jobs_done += 1
-        self.work_done += sum(k for k, _ in job.members) * self.combos[job.combo].info.train_steps
+        self.work_done += sum(k * self.combos[ci].info.train_steps for ci, k, _ in job.replicas)
         if result.get("seconds"):
             self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]))
-        trials = {(t.get("k", result.get("k")), t.get("seed")): t for t in result.get("trials", [])}
-        for k, s in job.members:
+        records = result.get("trials", [])
+        for i, (ci, k, s) in enumerate(job.replicas):
+            t = replica_record(records, i, k, s, result.get("k"))
             if result.get("debug"):
-                self._fail(job.combo, k, s, attempt, "a debug run (fast_dev_run) is not a verdict", num, out.job_dir)
-            elif (k, s) in trials:
-                got[job.combo, k, s] = Trial.from_result(job.combo, k, s, "ok", trials[k, s], result,
-                                                         attempt=attempt, job_num=num, job_dir=out.job_dir)
+                self._fail(ci, k, s, attempt, "a debug run (fast_dev_run) is not a verdict", num, out.job_dir)
+            elif t is not None:
+                got[ci, k, s] = Trial.from_result(ci, k, s, "ok", t, result, attempt=attempt, job_num=num,
+                                                  job_dir=out.job_dir)
             else:
-                self._fail(job.combo, k, s, attempt, f"no trial for seed {s} at k={k} in the result", num,
-                           out.job_dir)
+                self._fail(ci, k, s, attempt, f"no trial for seed {s} at k={k} in the result", num, out.job_dir)
 
     def _fail(self, ci, k, seed, attempt, error, num, job_dir) -> None:
         self.history.append(Trial(ci, k, seed, "failed", round=self.combos[ci].search.rounds, attempt=attempt,
@@ -298,6 +317,13 @@ class Sweep:
                "history": [t.row(self.combos[t.combo].params) for t in self.history],
                "stopped": "time budget" if self.out_of_time else None}
         write_outputs(self.sweep_dir, doc)
+
+
+def replica_record(records: list, i: int, k: int, seed: int, job_k) -> Optional[dict]:
+    """Replica i's trial in a result's list (in replica order), checked by its depth and seed."""
+    if i < len(records) and isinstance(records[i], dict) and (records[i].get("k", job_k), records[i].get("seed")) == (k, seed):
+        return records[i]
+    return None
 
 
 def search_name(search) -> str:

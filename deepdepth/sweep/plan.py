@@ -35,12 +35,12 @@ class SimulatedBackend:
         out = []
         batch = 0.0
         for job in jobs:
-            limit = self.limits[job.combo]
             seconds = self.cost.job_seconds(job.k, len(job.seeds), job.steps)
             batch += seconds
             self.jobs += 1
-            self.work += sum(k for k, _ in job.members) * self.combos[job.combo].info.train_steps
-            trials = [{"seed": s, "k": k, "trainable": limit is not None and k <= limit} for k, s in job.members]
+            self.work += sum(k * self.combos[ci].info.train_steps for ci, k, _ in job.replicas)
+            trials = [{"seed": s, "k": k, "trainable": self.limits[ci] is not None and k <= self.limits[ci]}
+                      for ci, k, s in job.replicas]
             out.append(Outcome(result={"k": job.k, "trials": trials}))
         self.now += batch / max(1, self.parallelism)
         self.lines.append(f"  {len(jobs)} jobs: " + ", ".join(
@@ -71,7 +71,8 @@ def plan(combos: list[Combo], limits: dict, device: str, options: Options, found
     backend = SimulatedBackend(limits, sims, cost, parallelism)
     sweep = Sweep(sweep_dir=None, combos=sims, backend=backend, cost=cost,
                   options=Options(retries=0, pack=options.pack, time_budget=None, write=False,
-                                  mix_depths=options.mix_depths, max_replicas=options.max_replicas),
+                                  mix_depths=options.mix_depths, max_replicas=options.max_replicas,
+                                  pack_inits=options.pack_inits),
                   found=dict(found or {}), clock=lambda: backend.now)
     sweep.run()
     return Plan(backend.jobs, sweep.rounds, backend.work, backend.now, device, backend.lines)

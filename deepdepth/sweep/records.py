@@ -14,7 +14,7 @@ from typing import Optional
 import yaml
 
 from ..files import atomic_write
-from .trials import OWNED, override_key, trial_key
+from .trials import OWNED, override_key, trial_key, with_init
 
 log = logging.getLogger("deepdepth.sweep")
 
@@ -64,9 +64,10 @@ def scan(sweep_dir: Path, output_subdir: Optional[str]) -> tuple[dict, int]:
         if result.get("debug"):
             continue  # a fast_dev_run-like trial is never a verdict
         norm = bool((config.get("model") or {}).get("norm", True))
-        keys = {trial_key(overrides), trial_key(overrides, protocol_free=not norm)}
-        for k, seed, t in trials:
-            for key in keys:
+        inits = config.get("inits")  # an init-packed job: each replica is its own init's combination
+        for i, (k, seed, t) in enumerate(trials):
+            mine = with_init(overrides, inits[i]) if isinstance(inits, list) and i < len(inits) else overrides
+            for key in {trial_key(mine), trial_key(mine, protocol_free=not norm)}:
                 found[key, k, seed] = Finished(t, result, job_dir, num)
     return found, next_num
 

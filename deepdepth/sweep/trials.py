@@ -1,10 +1,12 @@
 """What a sweep records: trials, the jobs that train them, and the keys that find them again."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
-OWNED = ("k", "seed", "replicas", "depths", "seeds")  # set by the sweeper per job, never part of a combination
+OWNED = ("k", "seed", "replicas", "depths", "seeds", "inits")  # set by the sweeper per job, never part of a combination
+INIT = "model.init"  # combinations that differ only here train packed, one init per replica
 SETTINGS = ("model", "lr", "protocol", "epochs", "criterion", "threshold", "train_samples", "test_samples")
 
 
@@ -12,13 +14,32 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def unescape(value: str) -> str:
+    """A Hydra override value without its escapes (``fan_in\\:0.5`` -> ``fan_in:0.5``)."""
+    return re.sub(r"\\(.)", r"\1", value)
+
+
 def canonical(override: str) -> str:
-    """An override with a numeric value normalised, so ``optim.lr=0.010`` resumes ``optim.lr=1e-2``."""
-    key, _, value = override.partition("=")
+    """An override with a numeric value normalised, so ``optim.lr=0.010`` resumes ``optim.lr=1e-2``,
+    and Hydra's escapes dropped, so ``model.init=fan_in\\:0.5`` is ``model.init=fan_in:0.5``."""
+    key, eq, value = override.partition("=")
+    if not eq:
+        return override
+    value = unescape(value)
     try:
         return f"{key}={float(value)!r}"
     except ValueError:
-        return override
+        return f"{key}={value}"
+
+
+def with_init(overrides: Iterable[str], init: str) -> list[str]:
+    """The overrides of the combination a replica of an init-packed job belongs to."""
+    return [o for o in overrides if override_key(o) != INIT] + [f"{INIT}={init}"]
+
+
+def init_free(key: frozenset) -> frozenset:
+    """A trial key without its init: combinations alike in it can share a packed job."""
+    return frozenset(o for o in key if override_key(o) != INIT)
 
 
 def trial_key(overrides: Iterable[str], protocol_free: bool = False) -> frozenset:
@@ -78,33 +99,46 @@ class Trial:
 
 @dataclass
 class Job:
-    """One launch: trials of one combination packed as replicas, ``seeds[i]`` at ``depths[i]``
-    (one depth for all, ``k``, unless the pack mixes depths)."""
+    """One launch: trials packed as replicas, ``seeds[i]`` at ``depths[i]`` (one depth for all,
+    ``k``, unless the pack mixes depths) of combination ``combos[i]`` with init ``inits[i]`` (all
+    of ``combo`` unless the pack holds combinations that differ only in their init)."""
     combo: int
     k: int
     seeds: list[int]
     steps: float = 0.0  # cost-model steps per replica, from the composed config
     depths: Optional[list[int]] = None  # per replica, for a mixed-depth pack
     overrides: list[str] = field(default_factory=list)
+    combos: Optional[list[int]] = None  # per replica, for an init-packed job
+    inits: Optional[list[str]] = None  # per replica, with combos
 
     @property
     def members(self) -> list[tuple[int, int]]:
         """(depth, seed) of each replica."""
         return list(zip(self.depths or [self.k] * len(self.seeds), self.seeds))
 
+    @property
+    def replicas(self) -> list[tuple[int, int, int]]:
+        """(combination, depth, seed) of each replica."""
+        combos = self.combos or [self.combo] * len(self.seeds)
+        return [(ci, k, s) for ci, (k, s) in zip(combos, self.members)]
+
     def launch_overrides(self) -> list[str]:
         """The job's own overrides: a contiguous single-depth pack as ``seed=s replicas=n``, a
-        mixed one with every replica's depth and seed listed."""
+        mixed one with every replica's depth, seed (and init) listed."""
         head = [f"k={self.k}", f"seed={self.seeds[0]}", f"replicas={len(self.seeds)}"]
-        if self.depths is None:
+        if self.depths is None and self.inits is None:
             return head
-        return head + ["depths=[" + ",".join(map(str, self.depths)) + "]",
-                       "seeds=[" + ",".join(map(str, self.seeds)) + "]"]
+        lists = ["seeds=[" + ",".join(map(str, self.seeds)) + "]"]
+        if self.depths is not None:
+            lists.insert(0, "depths=[" + ",".join(map(str, self.depths)) + "]")
+        if self.inits is not None:
+            lists.append("inits=[" + ",".join(f"'{i}'" for i in self.inits) + "]")
+        return head + lists
 
 
-def mixed_packs(members: list[tuple[int, int]], max_replicas: int) -> list[list[tuple[int, int]]]:
-    """(depth, seed) pairs of one combination's round grouped into packs of at most
-    ``max_replicas``, deepest first, so each pack's depth (its cost) is as small as it can be."""
+def mixed_packs(members: list[tuple], max_replicas: int) -> list[list[tuple]]:
+    """(depth, ...) tuples of a round grouped into packs of at most ``max_replicas``, deepest
+    first, so each pack's depth (its cost) is as small as it can be."""
     ordered = sorted(members, reverse=True)
     return [sorted(ordered[i:i + max_replicas]) for i in range(0, len(ordered), max_replicas)]
 

@@ -115,7 +115,8 @@ def composed(cfg: DictConfig) -> Composed:
     batch, epochs = int(cfg.data.batch_size), int(cfg.trainer.max_epochs)
     return Composed(model=OmegaConf.select(cfg, "model.name"), lr=OmegaConf.select(cfg, "optim.lr"),
                     protocol=str(cfg.get("protocol", "correct")), norm=bool(cfg.model.get("norm", True)),
-                    steps=steps_per_trial(epochs, train, test, batch), train_steps=epochs * math.ceil(train / batch))
+                    steps=steps_per_trial(epochs, train, test, batch), train_steps=epochs * math.ceil(train / batch),
+                    init=str(cfg.model.init) if OmegaConf.select(cfg, "model.init") is not None else None)
 
 
 def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], int]:
@@ -127,8 +128,11 @@ def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], in
         if key == "k":
             raise BisectError("bisect sweeper: k is the searched depth and cannot be set or swept; "
                               "use hydra.sweeper.lower / upper / step")
-        if key == "replicas":
-            raise BisectError("bisect sweeper: replicas is set by the sweeper; use hydra.sweeper.seeds")
+        if key in ("replicas", "seeds", "depths"):
+            raise BisectError(f"bisect sweeper: {key} is set by the sweeper per job; use hydra.sweeper.seeds")
+        if key == "inits":
+            raise BisectError("bisect sweeper: inits is set by the sweeper per job; sweep model.init instead "
+                              "(combinations that differ only in it train packed, one init per replica)")
         if key == "seed":
             if o.is_sweep_override():
                 raise BisectError("bisect sweeper: seed cannot be swept; use hydra.sweeper.seeds=N "
@@ -199,7 +203,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     device = opts.get("device") or "auto"
     here = local_device() if device == "auto" else device
     options = Options(retries=opts["retries"], pack=opts["pack"], time_budget=opts.get("time_budget"),
-                      max_replicas=opts.get("max_replicas") or 16)
+                      max_replicas=opts.get("max_replicas") or 16, pack_inits=bool(opts.get("pack_inits", True)))
     limits, notes = assumed_limits(combos, opts.get("plan_limits"))
     if opts.get("dry_run"):
         return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto",

@@ -30,6 +30,7 @@ class BisectSweeperConf:
     pack: bool = True  # one job per probe trains all its seeds (replicas=seeds)
     mix_depths: Any = "auto"  # a round's probes of a combination in one job: auto = on a GPU (masked layers waste a CPU)
     max_replicas: int = 16  # replicas per job at most
+    pack_inits: bool = True  # combinations that differ only in model.init share jobs, one init per replica
     retries: int = 1  # relaunches of a failed trial
     time_budget: Optional[float] = None  # seconds: launch no job predicted to end later; rerun to resume
     dry_run: bool = False  # print the plan (jobs, rounds, replica-layer-steps, est. time); train nothing
