@@ -244,3 +244,18 @@ def run_jobs(combos, **options):
     backend = FakeBackend({c.index: 9 for c in combos})
     make(combos, backend, **options).run()
     return backend.jobs
+
+
+def test_a_plan_assumes_mean_field_depths_for_another_init_and_the_reference_for_the_variants_own():
+    """The reference k* is the variant's own init's; a gain sweep's plan (and its hints) start from
+    mean field's 6 xi depth instead (0.25: 5.3 -> 3; 0.8: 27.9 -> 27, capped by the bound 24), and
+    fan_in:1 is fan_in."""
+    from deepdepth.sweep.setup import assumed_limits, hint_for, mean_field_limit
+
+    combos = [combo(i, ["model=cnn_tanh_newinit", f"model.init={g}"], model="cnn_tanh_newinit", init=g)
+              for i, g in enumerate(["fan_in:0.5", "fan_in:0.894427", "fan_in:1"])]
+    combos.append(combo(3, ["model=cnn_tanh_newinit"], model="cnn_tanh_newinit", init="fan_in"))
+    limits, notes = assumed_limits(combos, None)
+    assert limits == {0: 3, 1: 24, 2: 84, 3: 84}
+    assert "mean field's 6 xi depth 5.3" in notes[0] and "reference k*" in notes[2]
+    assert [hint_for("cnn_tanh_newinit", "reference", mean_field_limit(c)) for c in combos] == [3, 24, 84, 84]

@@ -4,7 +4,7 @@ packs mix depths, and the dry run's printout."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, Optional
 
 from ..search import make_search
@@ -23,11 +23,14 @@ def bound_for(overrides: list[str], upper: int, upper_for: dict) -> int:
     return upper
 
 
-def hint_for(model: Optional[str], hints: Any) -> Optional[int]:
-    """The depth a search starts from: ``hints: reference`` reads the original study's k*."""
+def hint_for(model: Optional[str], hints: Any, other_init: Optional[tuple] = None) -> Optional[int]:
+    """The depth a search starts from: ``hints: reference`` reads the original study's k*, or for
+    a combination with another init than its variant's, mean field's depth (``mean_field_limit``)."""
     if hints in (None, "none"):
         return None
     if hints == "reference":
+        if other_init is not None:
+            return other_init[0]
         from deepdepth.reference import REFERENCE
         ref = REFERENCE.get(model)
         return getattr(ref, "k_star", None) if ref is not None else None
@@ -73,14 +76,18 @@ def check_options(opts: dict) -> None:
 
 
 def assumed_limits(combos: list[Combo], plan_limits: Optional[dict]) -> tuple[dict, list[str]]:
-    """The limits a plan assumes: ``plan_limits`` by model, else the reference k*, else half the bound."""
+    """The limits a plan assumes: ``plan_limits`` by model, else the reference k* (for the variant's
+    own init), else mean field's prediction for another init, else half the bound."""
     from deepdepth.reference import REFERENCE
 
     limits, notes = {}, []
     for c in combos:
         model, s = c.info.model, getattr(c.search, "base", c.search)
+        other_init = mean_field_limit(c)
         if plan_limits and model in plan_limits:
             limits[c.index], source = int(plan_limits[model]), "plan_limits"
+        elif other_init is not None:
+            limits[c.index], source = other_init
         elif model in REFERENCE:
             limits[c.index], source = REFERENCE[model].k_star, "reference k*"
         else:
@@ -88,6 +95,24 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict]) -> tuple[di
         notes.append(f"  {' '.join(c.overrides) or '(defaults)'}: assumed limit {limits[c.index]} ({source}), "
                      f"bound {s.upper}")
     return limits, notes
+
+
+def mean_field_limit(c: Combo) -> Optional[tuple[Optional[int], str]]:
+    """(limit, source) for a combination whose init is not its variant's (the reference k* is then
+    another network's): mean field's depth (None: nothing assumed to train), or half the bound."""
+    from deepdepth.meanfield import predict_variant
+    from deepdepth.models.init import parse_init
+    from deepdepth.models.variants import VARIANTS
+
+    variant = VARIANTS.get(c.info.model)
+    if variant is None or c.info.init is None or parse_init(c.info.init) == parse_init(variant.init):
+        return None
+    s = getattr(c.search, "base", c.search)
+    p = predict_variant(c.info.model, {**asdict(variant), "init": c.info.init})
+    if not p.applicable:
+        return s.upper // 2, f"init {c.info.init}: no reference, no mean-field depth: half its bound"
+    k = s.upper if p.k_pred == float("inf") else min(s.upper, 3 * int(p.k_pred // 3))
+    return (k if k >= 3 else None), f"init {c.info.init}: mean field's 6 xi depth {p.k_pred:.1f}"
 
 
 def with_mixing(options: Options, mix, device: str) -> Options:

@@ -22,8 +22,8 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepError, plan, scan
-from deepdepth.sweep.setup import (assumed_limits, build_searches, check_options, hint_for, print_plan,
-                                   with_mixing)
+from deepdepth.sweep.setup import (assumed_limits, build_searches, check_options, hint_for, mean_field_limit,
+                                   print_plan, with_mixing)
 from deepdepth.sweep.cost import device_name, steps_per_trial
 from deepdepth.sweep.trials import Job, Outcome
 
@@ -172,7 +172,7 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
     for c in combos:  # the hint needs the composed model name
         inner = getattr(c.search, "base", c.search)
         if hasattr(inner, "hint") and inner.hint is None:
-            inner.hint = hint_for(c.info.model, hints)
+            inner.hint = hint_for(c.info.model, hints, mean_field_limit(c))
     return combos
 
 
