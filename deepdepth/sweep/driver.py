@@ -321,9 +321,8 @@ class Sweep:
 
 def replica_record(records: list, i: int, k: int, seed: int, job_k) -> Optional[dict]:
     """Replica i's trial in a result's list (in replica order), checked by its depth and seed."""
-    if i < len(records) and isinstance(records[i], dict) and (records[i].get("k", job_k), records[i].get("seed")) == (k, seed):
-        return records[i]
-    return None
+    t = records[i] if i < len(records) and isinstance(records[i], dict) else {}
+    return t if (t.get("k", job_k), t.get("seed")) == (k, seed) else None
 
 
 def search_name(search) -> str:
