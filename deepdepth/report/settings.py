@@ -3,10 +3,10 @@ columns and legend entries), and whether the original study's figures apply to i
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Iterable, Optional
 
 from .. import reference as ref
+from ..sweep.trials import unescape
 
 # Override keys and the names their values are recorded under in result.json / history rows.
 CANONICAL = {"optim.lr": "lr", "trainer.max_epochs": "epochs", "data.train_samples": "train_samples",
@@ -31,7 +31,7 @@ def value(x: Any) -> Any:
     'true' -> True, '3' -> 3; anything else unchanged."""
     if not isinstance(x, str):
         return x
-    x = re.sub(r"\\(.)", r"\1", x)  # Hydra's escapes in a swept value: fan_in\:0.5 -> fan_in:0.5
+    x = unescape(x)  # Hydra's escapes in a swept value: fan_in\:0.5 -> fan_in:0.5
     low = x.strip().lower()
     if low in ("null", "none", "~", ""):
         return None
