@@ -200,6 +200,18 @@ def test_a_budget_stop_keeps_the_rounds_finished_trials_in_the_history():
     assert [t.status for t in sweep.history] == ["ok"] * 4 and all(t.verdict is None for t in sweep.history)
 
 
+def test_a_budget_stop_shares_the_finished_trials_with_the_other_protocol():
+    """A report of a stopped sweep shows a variant without BatchNorm under both protocols."""
+    combos = [combo(0, ["model=cnn_tanh", "protocol=correct"]), combo(1, ["model=cnn_tanh", "protocol=original"]),
+              combo(2, ["model=b"])]
+    backend = FakeBackend({0: 12, 1: 12, 2: 6}, seconds=10)
+    sweep = make(combos, backend, time_budget=15)
+    sweep.cost.scale = 5.0
+    sweep.run()
+    assert sweep.out_of_time and backend.launched == [(0, 3, (0, 1))]
+    assert [(t.combo, t.status, t.shared_from) for t in sweep.history] == [(0, "ok", None)] * 2 + [(1, "shared", 0)] * 2
+
+
 def test_combinations_that_differ_only_in_init_train_packed_and_resume():
     """A column of the phase diagram (every gain at one depth) is one job; each replica's verdict
     goes to its own gain's search; a resume finds every trial again (issue 17)."""
