@@ -7,7 +7,8 @@
 #   (5) everything packed into <= 8 files in $OUT (default ./gpu_out): gpu_check.log, steps.tsv,
 #       pytest_gpu.xml, bench_gpu.md, bench_gpu.json, gpu_study.tar.gz (the sweep's small files).
 # Each step is time-boxed with `timeout`, inside the total GPU_CHECK_TOTAL_S (default 530 s);
-# TESTS_CAP / BENCH_CAP (default 120 / 200 s; 0 skips the step) leave the rest to the study.
+# TESTS_CAP / BENCH_CAP (default 120 / 200 s; 0 skips the step) leave the rest to the study;
+# PROBE_CAP (default 0: skipped) runs benchmarks/gpu_memory_probe.py into $OUT/mem_probe.txt.
 #
 #   bash benchmarks/prepare_gpu_carry.sh      # here, first: wheels, MNIST, the sweep dir -> .device/
 #   bash benchmarks/gpu_check.sh              # on the device (the run tool; see GPU_SESSION.md)
@@ -85,16 +86,31 @@ EOF
 study() {
   local budget=$(( $1 - 40 ))
   [ $budget -ge 20 ] || { echo "study: no time left for a chunk"; return 0; }
-  echo "study: +experiment=$EXPERIMENT in $STUDY, time_budget $budget s, $(find "$STUDY" -name result.json 2>/dev/null | wc -l) trials there"
+  echo "study: +experiment=$EXPERIMENT in $STUDY, time_budget $budget s, $(find "$STUDY" -name result.json 2>/dev/null | wc -l) jobs there"
+  # A sitting can end before the pack step (the device's budget ran out first, 2026-11-28): every
+  # 10 s while the sweep runs, a job that finished since is packed into $OUT, which comes back anyway.
+  ( seen=-1
+    while sleep 10 && kill -0 $$ 2>/dev/null; do
+      [ -d "$STUDY" ] || continue
+      now=$(find "$STUDY" -name result.json -printf '%p %s\n' 2>/dev/null | sort | md5sum)  # new or growing
+      [ "$now" = "$seen" ] || { tar_study "$OUT/gpu_study.tar.gz.part" && mv "$OUT/gpu_study.tar.gz.part" "$OUT/gpu_study.tar.gz" && seen=$now; }
+    done ) &
   exec "$PY" -m deepdepth.train -m "+experiment=$EXPERIMENT" "hydra.sweep.dir=$STUDY" "hydra.sweeper.time_budget=$budget"
 }
+
+# tar_study FILE: the sweep dir's small files (no checkpoints, nothing over 2 MiB) into FILE
+tar_study() {
+  (cd "$STUDY" && find . -type f ! -name '*.ckpt' ! -name .sweep.lock -size -2097153c -print0 \
+    | tar czf "$1" --null -T -)
+}
+
+memory_probe() { exec "$PY" benchmarks/gpu_memory_probe.py > "$OUT/mem_probe.txt" 2>&1; }
 
 pack_study() {
   [ -d "$STUDY" ] || { echo "no sweep dir $STUDY"; return 0; }
   echo "left out of the tar (over 2 MiB or checkpoints):"
   (cd "$STUDY" && find . -type f \( -name '*.ckpt' -o -size +2097152c \) -print)
-  (cd "$STUDY" && find . -type f ! -name '*.ckpt' ! -name .sweep.lock -size -2097153c -print0 \
-    | tar czf "$OUT/gpu_study.tar.gz" --null -T -)
+  tar_study "$OUT/gpu_study.tar.gz" && rm -f "$OUT/gpu_study.tar.gz.part"
   echo "gpu_study.tar.gz: $(tar tzf "$OUT/gpu_study.tar.gz" | wc -l) files, $(du -k "$OUT/gpu_study.tar.gz" | cut -f1) KiB"
   "$PY" - "$STUDY" <<'EOF'
 import collections, json, pathlib, sys
@@ -114,6 +130,7 @@ main() {
   local bench_limit=$(( $(left) - RESERVE_BENCH )); [ $bench_limit -gt "$BENCH_CAP" ] && bench_limit=$BENCH_CAP
   export BENCH_HARD_S=$((bench_limit - 15)) BENCH_BUDGET_S=$((bench_limit - 60))
   step bench "$BENCH_CAP" "$RESERVE_BENCH" "$PY" benchmarks/bench_gpu.py $BENCH_ARGS
+  step memory_probe "${PROBE_CAP:-0}" "$RESERVE_BENCH" memory_probe
   local study_limit=$(( $(left) - 50 ))
   step study "$study_limit" 50 study "$study_limit"
   step report 40 10 "$PY" -m deepdepth.report "$STUDY"
@@ -124,6 +141,6 @@ main() {
   [ "$files" -le 7 ] || echo "WARNING: $((files + 1)) files in $OUT; only 8 come back"
 }
 
-export -f install_wheels study pack_study
+export -f install_wheels study tar_study memory_probe pack_study
 export OUT ROOT PY SITE EXPERIMENT STUDY
 main 2>&1 | tee "$OUT/gpu_check.log"  # the pipeline ends when tee has written the last line

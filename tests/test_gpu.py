@@ -8,15 +8,16 @@ marked ``gpu`` and skipped without CUDA.
 (b) result.json names the CUDA device the trial trained on and records the graph's use;
 (c) a capture that fails is reported (result.json, a warning) and the trial trains on eagerly,
     the same function, nothing of the failed step applied;
-(d) a finished trial hands its GPU memory back: a second trial in the same process holds no
-    more than the first; (e) two trials on two GPUs in one process (skipped with one GPU).
+(d) a finished trial hands its GPU memory back: a second trial in the same (fresh) process
+    holds no more than the first; (e) two trials on two GPUs in one process (skipped with one GPU).
 Full float32 throughout (cuDNN would use TF32 otherwise), as the study's ``precision=fp32``.
 """
 from __future__ import annotations
 
-import gc
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -140,28 +141,43 @@ def test_failed_capture_is_in_the_trial_record(mnist_root, tmp_path):
 
 
 # ----------------------------------------------------------------------------- (d) memory handed back
+# In a process of its own: allocator state that earlier tests leave in pytest's process (on the
+# H200, 2026-11-28, reserved memory grew 0.7 GB over a second trial there, while in a clean
+# process every trial handed all of it back: benchmarks/gpu_memory_probe.py) is not the trial's.
+TWO_TRIALS = """
+import gc, json, sys, torch
+from deepdepth.api import compose_config
+from deepdepth.train import train
+torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+cfg = compose_config(*json.loads(sys.argv[1]))
+gc.collect()
+torch.cuda.empty_cache()
+base = torch.cuda.memory_allocated()
+rows = []
+for i in range(2):
+    torch.cuda.reset_peak_memory_stats()
+    result = train(cfg, sys.argv[2] + f"/{i}", interactive=False)
+    gc.collect()  # Lightning's trainer and module reference each other
+    rows.append({"graph": result["cuda_graph"], "held": torch.cuda.memory_allocated() - base,
+                 "reserved": torch.cuda.memory_reserved(), "peak": torch.cuda.max_memory_allocated() - base})
+print(json.dumps(rows))
+"""
+
+
 def test_a_second_trial_in_one_process_holds_no_more_memory(mnist_root, tmp_path):
-    cfg = compose_config("model=resnet", "k=24", "replicas=8", "data.batch_size=128", *tiny(mnist_root))
-    gc.collect()
-    torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated()
-    held, peaks = [], []
-    for i in range(2):
-        torch.cuda.reset_peak_memory_stats()
-        result = train(cfg, tmp_path / str(i), interactive=False)
-        assert result["cuda_graph"]["used"], result["cuda_graph"]
-        gc.collect()  # Lightning's trainer and module reference each other
-        held.append((torch.cuda.memory_allocated() - base, torch.cuda.memory_reserved()))
-        peaks.append(torch.cuda.max_memory_allocated() - base)
+    overrides = ["model=resnet", "k=24", "replicas=8", "data.batch_size=128", *tiny(mnist_root)]
+    proc = subprocess.run([sys.executable, "-c", TWO_TRIALS, json.dumps(overrides), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert first["graph"]["used"] and second["graph"]["used"], (first, second)
     # what a trial leaves behind is small beside what it used (graphs' pool, activations, data: gone),
     # and does not grow with the trials (a library's per-stream workspace may stay: far under 10%)
-    small = peaks[0] / 10
-    assert held[0][0] < small and held[1][0] <= held[0][0] + small, (held, peaks)
-    assert held[1][1] <= held[0][1] + small, (held, peaks)
+    small = first["peak"] / 10
+    assert first["held"] < small and second["held"] <= first["held"] + small, (first, second)
+    assert second["reserved"] <= first["reserved"] + small, (first, second)
 
 
-# ----------------------------------------------------------------------------- (e) two GPUs
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_two_trials_on_two_gpus_in_one_process(mnist_root, tmp_path):
     common = ["model=resnet", "k=6", "replicas=2", "data.batch_size=64", *tiny(mnist_root)]
     results = [train(compose_config(*common, f"trainer.devices=[{i}]"), tmp_path / str(i), interactive=False)
