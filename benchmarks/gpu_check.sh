@@ -8,7 +8,8 @@
 #       pytest_gpu.xml, bench_gpu.md, bench_gpu.json, gpu_study.tar.gz (the sweep's small files).
 # Each step is time-boxed with `timeout`, inside the total GPU_CHECK_TOTAL_S (default 530 s);
 # TESTS_CAP / BENCH_CAP (default 120 / 200 s; 0 skips the step) leave the rest to the study;
-# PROBE_CAP (default 0: skipped) runs benchmarks/gpu_memory_probe.py into $OUT/mem_probe.txt.
+# PROBE_CAP (default 0: skipped) runs benchmarks/gpu_memory_probe.py into $OUT/mem_probe.txt;
+# STUDY_JOBS (default 1) runs that many study jobs at once on the GPU (joblib launcher).
 #
 #   bash benchmarks/prepare_gpu_carry.sh      # here, first: wheels, MNIST, the sweep dir -> .device/
 #   bash benchmarks/gpu_check.sh              # on the device (the run tool; see GPU_SESSION.md)
@@ -95,7 +96,10 @@ study() {
       now=$(find "$STUDY" -name result.json -printf '%p %s\n' 2>/dev/null | sort | md5sum)  # new or growing
       [ "$now" = "$seen" ] || { tar_study "$OUT/gpu_study.tar.gz.part" && mv "$OUT/gpu_study.tar.gz.part" "$OUT/gpu_study.tar.gz" && seen=$now; }
     done ) &
-  exec "$PY" -m deepdepth.train -m "+experiment=$EXPERIMENT" "hydra.sweep.dir=$STUDY" "hydra.sweeper.time_budget=$budget"
+  local launch=()  # STUDY_JOBS > 1: that many jobs at once on the one GPU, through Hydra's joblib launcher
+  [ "$STUDY_JOBS" -gt 1 ] && launch=(hydra/launcher=joblib "hydra.launcher.n_jobs=$STUDY_JOBS" "gpu_jobs_per_device=$STUDY_JOBS")
+  exec "$PY" -m deepdepth.train -m "+experiment=$EXPERIMENT" "hydra.sweep.dir=$STUDY" "hydra.sweeper.time_budget=$budget" \
+    ${launch[@]+"${launch[@]}"}
 }
 
 # tar_study FILE: the sweep dir's small files (no checkpoints, nothing over 2 MiB) into FILE
@@ -142,5 +146,5 @@ main() {
 }
 
 export -f install_wheels study tar_study memory_probe pack_study
-export OUT ROOT PY SITE EXPERIMENT STUDY
+export OUT ROOT PY SITE EXPERIMENT STUDY STUDY_JOBS=${STUDY_JOBS:-1}
 main 2>&1 | tee "$OUT/gpu_check.log"  # the pipeline ends when tee has written the last line

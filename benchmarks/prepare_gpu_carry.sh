@@ -5,8 +5,9 @@
 # The device image has torch, lightning, torchmetrics and torchvision but not hydra-core,
 # omegaconf or antlr4-python3-runtime, no network and no ../shared/data. This fills the
 # git-ignored folder .device/ with what travels:
-#   .device/wheels/          hydra-core, omegaconf, antlr4-python3-runtime==4.9.3 (pure-Python
-#                            wheels, the versions of this .venv; antlr4 4.9.3 exists only as an sdist)
+#   .device/wheels/          hydra-core, omegaconf, antlr4-python3-runtime==4.9.3, and for
+#                            STUDY_JOBS > 1 hydra-joblib-launcher and joblib (pure-Python wheels,
+#                            the versions of this .venv; antlr4 4.9.3 exists only as an sdist)
 #   .device/data/MNIST/raw/  MNIST's four .gz files
 #   .device/gpu_study/       the GPU study's sweep dir, refreshed from the committed
 #                            results/gpu_study/ (the record of finished trials), so a chunk resumes it
@@ -20,7 +21,7 @@ LIMIT=$((64 * 1024 * 1024))  # the device tool's limit on all that travels
 
 mkdir -p "$DEV/wheels" "$DEV/data/MNIST/raw" "$DEV/gpu_study"
 pins=$("$PY" -c 'from importlib.metadata import version as v
-print(" ".join(f"{n}=={v(n)}" for n in ("hydra-core", "omegaconf")))')
+print(" ".join(f"{n}=={v(n)}" for n in ("hydra-core", "omegaconf", "hydra-joblib-launcher", "joblib")))')
 rm -f "$DEV"/wheels/*.whl
 "$PY" -m pip wheel -q --no-deps -w "$DEV/wheels" $pins antlr4-python3-runtime==4.9.3
 for w in "$DEV"/wheels/*.whl; do

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT, run_train, tiny
-from deepdepth.sweep import canonical, seed_runs
+from deepdepth.sweep import canonical, seed_runs, trial_key
 from deepdepth.sweep.setup import bound_for
 from hydra_plugins.deepdepth_bisect._impl import BisectError, parse_grid
 
@@ -197,6 +197,16 @@ def test_resume_keys_normalise_numbers_only():
     assert canonical("optim.lr=0.010") == canonical("optim.lr=1e-2") == "optim.lr=0.01"
     assert canonical("model=resnet") == "model=resnet" and canonical("+experiment=x") == "+experiment=x"
     assert canonical("data.root=/a=b") == "data.root=/a=b"
+
+
+def test_resume_keys_ignore_where_and_how_a_job_runs():
+    """Trials trained with two jobs per GPU, on another device or with another logger are found
+    again; another data root may hold other data."""
+    plain = trial_key(["model=resnet", "+experiment=depth_study"])
+    assert trial_key(["model=resnet", "+experiment=depth_study", "gpu_jobs_per_device=2", "trainer.accelerator=cpu",
+                      "logger=csv", "seed=3"]) == plain
+    assert trial_key(["model=resnet", "+experiment=depth_study", "optim.lr=0.05"]) != plain
+    assert trial_key(["model=resnet", "+experiment=depth_study", "data.root=/x"]) != plain
 
 
 def test_seed_runs():

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Protocol
 
 from .cost import CostModel, duration
 from .records import Finished, write_outputs
-from .trials import INIT, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
+from .trials import INIT, RUNTIME, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
 
 log = logging.getLogger("deepdepth.sweep")
 
@@ -58,7 +58,7 @@ class Combo:
 
     @property
     def params(self) -> dict:
-        return {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in self.overrides}
+        return {override_key(o): o.split("=", 1)[1] for o in self.overrides if override_key(o) not in RUNTIME}
 
 
 @dataclass

@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
 OWNED = ("k", "seed", "replicas", "depths", "seeds", "inits")  # set by the sweeper per job, never part of a combination
+# where and how a job runs, not what it trains: passed on to the jobs, never part of a trial's
+# identity, so a sweep resumed with other devices, loggers or jobs per GPU finds its trials
+# (data.root stays in it: another root may hold other data)
+RUNTIME = ("gpu_jobs_per_device", "trainer.devices", "trainer.accelerator", "trainer.enable_progress_bar",
+           "logger", "data.download", "data.check_md5")
 INIT = "model.init"  # combinations that differ only here train packed, one init per replica
 SETTINGS = ("model", "lr", "protocol", "epochs", "criterion", "threshold", "train_samples", "test_samples")
 
@@ -45,8 +50,8 @@ def init_free(key: frozenset) -> frozenset:
 def trial_key(overrides: Iterable[str], protocol_free: bool = False) -> frozenset:
     """The identity of a combination's trials. Without BatchNorm both protocols train the same
     function, so ``protocol_free`` drops the protocol: those trials are trained once and shared."""
-    return frozenset(canonical(o) for o in overrides
-                     if override_key(o) not in OWNED and not (protocol_free and override_key(o) == "protocol"))
+    return frozenset(canonical(o) for o in overrides if override_key(o) not in OWNED + RUNTIME
+                     and not (protocol_free and override_key(o) == "protocol"))
 
 
 def seed_runs(seeds: Iterable[int], pack: bool) -> list[list[int]]:
