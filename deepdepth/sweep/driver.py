@@ -149,11 +149,17 @@ class Sweep:
                 if self.out_of_time:
                     break
             missing = [m for m in missing if m not in got]
-            if self.out_of_time:  # the round's finished trials go in the history (no verdict yet)
-                self._share(seeds, owner, got)
-                self.history += list(got.values())  # trained now, read back or shared
-                return False
-        self._share(seeds, owner, got)
+            if self.out_of_time:
+                break
+        for (ci, k), ss in seeds.items():  # trials another combination trained for this one
+            c = self.combos[ci]
+            for s in ss:
+                o = owner.get((c.key, k, s))
+                if (ci, k, s) not in got and o is not None and o != ci and (o, k, s) in got:
+                    got[ci, k, s] = replace(got[o, k, s], combo=ci, status="shared", shared_from=o)
+        if self.out_of_time:  # the round's finished trials go in the history (no verdict yet)
+            self.history += list(got.values())  # trained now, read back or shared
+            return False
         for (ci, k), ss in seeds.items():
             search = self.combos[ci].search
             rows = [got.get((ci, k, s)) for s in ss]
@@ -166,15 +172,6 @@ class Sweep:
                 if r.combo == ci and r.k == k and r.verdict is None:
                     r.verdict = verdict
         return True
-
-    def _share(self, seeds: dict, owner: dict, got: dict) -> None:
-        """Each trial another combination trained for this one (same function) as this one's too."""
-        for (ci, k), ss in seeds.items():
-            c = self.combos[ci]
-            for s in ss:
-                o = owner.get((c.key, k, s))
-                if (ci, k, s) not in got and o is not None and o != ci and (o, k, s) in got:
-                    got[ci, k, s] = replace(got[o, k, s], combo=ci, status="shared", shared_from=o)
 
     def _jobs(self, missing: list[tuple[int, int, int]]) -> list[Job]:
         """Missing (combination, depth, seed) trials as jobs: per probe, contiguous seeds packed;
