@@ -28,6 +28,14 @@ def lock_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"deepdepth-locks-{os.getuid()}"
 
 
+def device_label(device: str | None) -> str:
+    """What a trial ran on, by model ("NVIDIA H200"; "cpu"): a resumed sweep's cost model reads
+    the speed of finished jobs only from its own kind of device."""
+    if device and device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return "cpu" if device is None or device.startswith("cpu") else device
+
+
 def gpu_names(count: int) -> list[str]:
     """A stable name per visible GPU: its UUID where the driver reports one, else its index."""
     import torch

@@ -32,7 +32,7 @@ from .callbacks import Trainability
 from .components import build_callbacks, build_loggers
 from .config import ConfigError, validate
 from .data import DataError, MNISTDataModule
-from .devices import claim_gpu, float32_precision, gpu_names
+from .devices import claim_gpu, device_label, float32_precision, gpu_names
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .module import DepthClassifier
@@ -120,6 +120,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "trials": trials, "complete": verdict.complete, "debug": verdict.debug,
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
+        "device_name": device_label(module.trained_on),
         "precision": precision, "cuda_graph": module.cuda_graph,
         "compile": module.compiled,  # the CPU's whole-step torch.compile: used, reason, compile_seconds, failed
         "versions": {"deepdepth": __version__, "torch": torch.__version__, "lightning": L.__version__,

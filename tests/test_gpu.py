@@ -102,6 +102,7 @@ def test_result_json_names_the_cuda_device_and_the_graph_use(mnist_root, tmp_pat
               f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["device"].startswith("cuda:"), result["device"]
+    assert result["device_name"] == torch.cuda.get_device_name(0), result["device_name"]
     graph = result["cuda_graph"]
     assert graph["used"] and graph["failed"] is None and graph["captured"] >= 1, graph
     assert graph["replays"] + graph["eager_steps"] == result["optimizer_steps"] == 8

@@ -4,12 +4,14 @@ import pytest
 
 from deepdepth.search import DepthSearch, GallopSearch
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, plan
+from deepdepth.sweep.trials import Job
 from deepdepth.sweep.cost import duration, steps_per_trial
 from deepdepth.sweep.records import Finished
 
 
 class FakeBackend:
-    """Trains ``job.k <= limit`` for every seed; each job costs ``seconds`` on the fake clock."""
+    """Trains ``job.k <= limit`` for every seed; each job costs ``seconds`` on the fake clock (or
+    ``seconds(job)``)."""
 
     def __init__(self, limits, seconds=10.0, fail=(), disk=None, combos=None):
         self.limits, self.seconds, self.fail = limits, seconds, set(fail)
@@ -22,7 +24,8 @@ class FakeBackend:
     def launch(self, jobs, start):
         out = []
         for job in jobs:
-            self.now += self.seconds
+            seconds = self.seconds(job) if callable(self.seconds) else self.seconds
+            self.now += seconds
             self.launched.append((job.combo, job.k, tuple(job.seeds)))
             self.jobs.append(job)
             if (job.combo, job.k) in self.fail:
@@ -31,7 +34,7 @@ class FakeBackend:
                 continue
             trials = [{"seed": s, "k": k, "trainable": k <= self.limits[ci], "train_err": [0.1],
                        "test_err": [0.1]} for ci, k, s in job.replicas]
-            result = {"k": job.k, "trials": trials, "seconds": self.seconds, "model": "m"}
+            result = {"k": job.k, "trials": trials, "seconds": seconds, "model": "m"}
             out.append(Outcome(result=result, job_dir=f"/jobs/{start}"))
             if self.disk is not None:
                 for t, (ci, _, _) in zip(trials, job.replicas):
@@ -102,6 +105,88 @@ def test_time_budget_stops_before_a_job_predicted_to_end_late_and_resume_finishe
     assert runs > 1 and [r["k_star"] for r in rows] == [12, 6]
 
 
+def resumed_runs(make_combos, limits, budget, seconds, runs=40, **options):
+    """Run a budgeted sweep again and again, each run resuming the trials the last ones finished,
+    until it is done; every launched job and each run's clock."""
+    disk, jobs, clocks = {}, [], []
+    for _ in range(runs):
+        combos = make_combos()
+        backend = FakeBackend(limits, seconds=seconds, disk=disk, combos=combos)
+        sweep = Sweep(None, combos, backend, CostModel("h200"), Options(write=False, time_budget=budget, **options),
+                      found=dict(disk), clock=lambda: backend.now)
+        rows = sweep.run()
+        jobs += backend.jobs
+        clocks.append(backend.now)
+        if all(r["done"] for r in rows):
+            return rows, jobs, clocks
+    raise AssertionError(f"not done after {runs} runs: {clocks}")
+
+
+def test_a_job_longer_than_the_whole_budget_is_split_so_the_study_never_sticks():
+    """resnet probes at 600/750/900 packed 9 wide cost more than a 7-minute run: split by depth
+    (600 and 750 then cost their own depth), then by seeds, each run finishes what fits."""
+    cost = CostModel("h200")
+    steps = steps_per_trial(3, 60000, 10000, 256)
+    make_combos = lambda: [Combo(0, ["model=resnet"], GallopSearch(upper=900, seeds=3, parallel=3, hint=447),
+                                 Composed(model="resnet", lr=0.01, norm=True, steps=steps, train_steps=705))]
+    whole = cost.job_seconds(900, 9, steps)
+    budget = 0.6 * whole
+    assert cost.job_seconds(447, 6, steps) < budget < whole
+    predicted = lambda job: cost.job_seconds(job.k, len(job.seeds), job.steps)
+    rows, jobs, clocks = resumed_runs(make_combos, {0: 700}, budget, predicted, mix_depths=True)
+    assert rows[0]["k_star"] == 699 and max(clocks) <= budget
+    assert all(predicted(j) <= budget for j in jobs)
+    assert any(j.k == 900 and j.depths is None for j in jobs)  # the deepest probe apart, its seeds halved
+    assert any(j.depths for j in jobs)  # packs that fit stay mixed
+
+
+def test_a_job_that_does_not_fit_what_is_left_waits_while_shorter_ones_go():
+    cost = CostModel("cpu")
+    combos = [Combo(i, [f"model={m}"], DepthSearch(upper=24, seeds=1), Composed(model=m, lr=0.01, steps=steps))
+              for i, (m, steps) in enumerate([("a", 200), ("b", 150), ("c", 50)])]
+    backend = FakeBackend({0: 24, 1: 24, 2: 24}, seconds=lambda job: cost.job_seconds(job.k, 1, job.steps))
+    sweep = Sweep(None, combos, backend, cost, Options(write=False, time_budget=16), clock=lambda: backend.now)
+    sweep.run()
+    assert [cost.job_seconds(12, 1, s) for s in (200, 150, 50)] == pytest.approx([11.1, 8.8, 4.3], abs=0.1)
+    assert sweep.out_of_time and [c for c, _, _ in backend.launched] == [0, 2]  # b's would end at 20 s
+
+
+def test_one_trial_longer_than_the_budget_is_named_and_nothing_launches(caplog):
+    backend = FakeBackend({0: 447}, seconds=100.0)
+    sweep = Sweep(None, [combo(0, ["model=resnet"], search=DepthSearch(upper=900, seeds=1), norm=True)], backend,
+                  CostModel("h200"), Options(write=True, time_budget=1), clock=lambda: backend.now)
+    sweep.write = lambda: None
+    with caplog.at_level("INFO", logger="deepdepth.sweep"):
+        rows = sweep.run()
+    assert backend.launched == [] and sweep.out_of_time and not rows[0]["done"]
+    assert "one trial (cnn_tanh k=450 seed 0)" in caplog.text and "smaller than one job" in caplog.text
+
+
+def test_a_resumed_sweep_judges_its_first_launch_by_the_finished_jobs_on_its_kind_of_device():
+    c = combo(0, ["model=resnet"], norm=True)
+    predicted = CostModel("h200").job_seconds(447, 2, 10)
+
+    def job(num, seconds, **device):  # a finished job of two replicas at k=447, seeds 2*num and 2*num+1
+        trials = [{"k": 447, "seed": s, "trainable": True} for s in (2 * num, 2 * num + 1)]
+        result = {"k": 447, "trials": trials, "seconds": seconds, **device}
+        return {(c.key, 447, t["seed"]): Finished(t, result, f"/jobs/{num}", num) for t in trials}
+
+    found = {**job(0, 2 * predicted, device="cuda:0", device_name="NVIDIA H200"),
+             **job(1, 2 * predicted, device="cuda:0")}  # before device_name: a CUDA device
+    sweep = Sweep(None, [c], FakeBackend({0: 9}), CostModel("h200"), Options(write=False), found=found)
+    assert sweep.cost.scale == pytest.approx(2.0) and len(sweep.cost._measured) == 2  # each job once, not per trial
+    elsewhere = {**job(0, 5 * predicted, device="cuda:0", device_name="NVIDIA H100 80GB HBM3"),
+                 **job(1, 9 * predicted, device="cpu", device_name="cpu")}
+    assert len(elsewhere) == 4
+    other = Sweep(None, [c], FakeBackend({0: 9}), CostModel("h200"), Options(write=False), found=elsewhere)
+    assert other.cost.scale == 1.0
+
+
+def test_a_job_of_scattered_seeds_lists_them():
+    assert Job(0, 9, [0, 2], 1.0).launch_overrides() == ["k=9", "seed=0", "replicas=2", "seeds=[0,2]"]
+    assert Job(0, 9, [1, 2], 1.0).launch_overrides() == ["k=9", "seed=1", "replicas=2"]
+
+
 def test_plan_matches_what_the_sweep_launches_under_its_assumed_limits():
     combos = [combo(0, ["model=a"], search=GallopSearch(upper=300, seeds=3, parallel=3, hint=150)),
               combo(1, ["model=b"], search=DepthSearch(upper=24, seeds=3))]
@@ -116,12 +201,19 @@ def test_plan_matches_what_the_sweep_launches_under_its_assumed_limits():
 
 def test_cost_model():
     h200 = CostModel("h200")
-    assert h200.ms_per_replica_layer_step(16) == pytest.approx(18.4 / 447)
-    assert 41 / 447 > h200.ms_per_replica_layer_step(8) > 18.4 / 447  # log-interpolated
-    assert h200.ms_per_replica_layer_step(64) == h200.ms_per_replica_layer_step(32)  # clamped
+    assert h200.ms_per_replica_layer_step(16) == pytest.approx(36.4 / 447)
+    assert 43.1 / 447 > h200.ms_per_replica_layer_step(8) > 36.4 / 447  # log-interpolated
+    assert h200.ms_per_replica_layer_step(64) == h200.ms_per_replica_layer_step(16)  # clamped
     before = h200.job_seconds(447, 16, 745)
     h200.calibrate(447, 16, 745, 2 * before)
     assert h200.scale == pytest.approx(2.0) and h200.job_seconds(447, 16, 745) == pytest.approx(2 * before)
+    by_model = CostModel("h200")
+    one = by_model.job_seconds(447, 6, 745)
+    by_model.calibrate(447, 6, 745, 2 * one, "resnet")
+    by_model.calibrate(447, 6, 745, one, "cnn_tanh")
+    assert by_model.job_seconds(447, 6, 745, "resnet") == pytest.approx(2 * one)
+    assert by_model.job_seconds(447, 6, 745, "cnn_tanh") == pytest.approx(one)
+    assert by_model.job_seconds(447, 6, 745, "cnn_elu") == pytest.approx(1.5 * one) == by_model.job_seconds(447, 6, 745)
     assert steps_per_trial(3, 60000, 10000, 256) == pytest.approx(3 * (235 + 40 / 3))
     assert duration(59) == "59s" and duration(61) == "1m01s" and duration(3700) == "1h01m"
     with pytest.raises(ValueError, match="unknown device"):

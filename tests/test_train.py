@@ -15,7 +15,7 @@ from deepdepth.config import ConfigError
 from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
-               "trainable", "diverged", "seconds", "params", "device", "versions", "trials", "seeds",
+               "trainable", "diverged", "seconds", "params", "device", "device_name", "versions", "trials", "seeds",
                "precision", "cuda_graph", "optimizer_steps", "complete", "debug"}
 
 
@@ -33,7 +33,7 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     assert result["model"] == "cnn_tanh_newinit" and result["k"] == 3 and result["epochs"] == 2
     assert len(result["train_err"]) == len(result["test_err"]) == 2
     assert all(0 <= e <= 1 for e in result["train_err"] + result["test_err"])
-    assert result["params"] == 2954 and result["device"] == "cpu"
+    assert result["params"] == 2954 and result["device"] == result["device_name"] == "cpu"
     assert result["versions"]["torch"] == torch.__version__
     assert result["trainable"] == (result["test_err"][-1] < 0.2)
     assert (run_dir / "metrics.csv").read_text().startswith("epoch,step,test_err,train_err")

@@ -6,12 +6,15 @@ tabled per replica-layer-step as a function of the packed replicas S, interpolat
 plus a fixed cost per job (data to the device, warm-up, graph capture). Test passes are
 counted as a third of a training step per batch (forward only).
 
-Sources (benchmarks/RESULTS.md): ``h200`` is SPEC section 7's measurement of resnet k=447
-with a CUDA graph (104, 41, 18.4, 16 ms per replica-step at S = 1, 4, 16, 32); ``h100`` is that
-table times 1.1, an estimate until measured; ``cpu`` is this project's 2-core machine
-(resnet k=12, 45.6 ms per step for 1 replica, 29.8 ms per replica-step packed 4 wide).
-The per-job seconds are estimates. A running sweep rescales the table by what its own jobs
-took (``calibrate``), so only its first launch relies on the constants.
+Sources (benchmarks/RESULTS.md): ``h200`` is this project's resnet k=447 on an H200 with its
+CUDA graph (2026-11-28, torch 2.11): 102.6 ms per step for 1 replica and 36.4 ms per
+replica-step for 16 (``bench_gpu.py``), and 43.1 for 6 (the study's job at 447/450: 202 s, less
+the fixed cost, over its 745 weighted steps); ``h100`` is that table times 1.1, an estimate
+until measured; ``cpu`` is this project's 2-core machine (resnet k=12, 45.6 ms per step for 1
+replica, 29.8 ms per replica-step packed 4 wide).
+The per-job seconds are estimates. A sweep rescales the table by what its jobs took
+(``calibrate``: per model where it has measured one, else over all), those it finds finished
+when it resumes included, so only a fresh sweep's first launch relies on the constants.
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from dataclasses import dataclass, field
 
 # replicas -> ms per replica-layer-step
 TABLES = {
-    "h200": {1: 104 / 447, 4: 41 / 447, 16: 18.4 / 447, 32: 16 / 447},
-    "h100": {1: 1.1 * 104 / 447, 4: 1.1 * 41 / 447, 16: 1.1 * 18.4 / 447, 32: 1.1 * 16 / 447},
+    "h200": {1: 102.6 / 447, 6: 43.1 / 447, 16: 36.4 / 447},
+    "h100": {1: 1.1 * 102.6 / 447, 6: 1.1 * 43.1 / 447, 16: 1.1 * 36.4 / 447},
     "cpu": {1: 45.6 / 12, 4: 29.8 / 12},
 }
 JOB_SECONDS = {"h200": 8.0, "h100": 8.0, "cpu": 2.0}
@@ -43,7 +46,7 @@ def device_name(name: str) -> str:
 class CostModel:
     device: str = "h200"
     scale: float = 1.0  # measured / predicted, from the sweep's own jobs
-    _measured: list = field(default_factory=list)
+    _measured: list = field(default_factory=list)  # (kind, predicted unscaled, measured seconds)
 
     def __post_init__(self):
         if self.device not in TABLES:
@@ -60,16 +63,25 @@ class CostModel:
         t = (math.log(s) - math.log(lo)) / (math.log(hi) - math.log(lo))
         return table[lo] * (table[hi] / table[lo]) ** t
 
-    def job_seconds(self, depth: int, replicas: int, steps: float) -> float:
-        """A job of ``replicas`` packed networks computed to ``depth`` layers (masked layers count)."""
+    def job_seconds(self, depth: int, replicas: int, steps: float, kind: str | None = None) -> float:
+        """A job of ``replicas`` packed networks computed to ``depth`` layers (masked layers count),
+        rescaled by the measured jobs of its ``kind`` (its model: a layer of resnet costs more than
+        one of cnn_tanh) where there are some, else by all of them."""
         compute = steps * depth * replicas * self.ms_per_replica_layer_step(replicas) / 1000
-        return self.scale * (JOB_SECONDS[self.device] + compute)
+        return self.scale_for(kind) * (JOB_SECONDS[self.device] + compute)
 
-    def calibrate(self, depth: int, replicas: int, steps: float, seconds: float) -> None:
+    def scale_for(self, kind: str | None) -> float:
+        own = [(p, m) for k, p, m in self._measured if k == kind]
+        if kind is None or not own:
+            return self.scale
+        return sum(m for _, m in own) / sum(p for p, _ in own)
+
+    def calibrate(self, depth: int, replicas: int, steps: float, seconds: float, kind: str | None = None) -> None:
         """Rescale the table by a finished job's measured time (the sum of measured over predicted)."""
-        self._measured.append((self.job_seconds(depth, replicas, steps) / self.scale, seconds))
-        predicted = sum(p for p, _ in self._measured)
-        self.scale = sum(m for _, m in self._measured) / predicted if predicted > 0 else 1.0
+        self._measured.append((kind, JOB_SECONDS[self.device] + steps * depth * replicas
+                               * self.ms_per_replica_layer_step(replicas) / 1000, seconds))
+        predicted = sum(p for _, p, _ in self._measured)
+        self.scale = sum(m for _, _, m in self._measured) / predicted if predicted > 0 else 1.0
 
 
 def duration(seconds: float) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from .cost import CostModel, duration
+from .cost import CostModel, device_name, duration
 from .records import Finished, write_outputs
 from .trials import INIT, RUNTIME, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
 
@@ -94,6 +94,21 @@ class Sweep:
         self.started = self.clock()
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
         self.pack_group = self._pack_groups()
+        self._calibrate_from_found()
+
+    def _calibrate_from_found(self) -> None:
+        """The cost model rescaled by the finished jobs a resumed sweep finds (each job once, and
+        only those run on this kind of device), so its first launch is judged by measured speed."""
+        steps = {c.key: c.info.steps for c in self.combos}
+        seen = set()
+        for (key, _, _), hit in self.found.items():
+            r = hit.result
+            where = device_name(str(r.get("device_name") or r.get("device") or ""))
+            if str(hit.job_dir) in seen or key not in steps or not r.get("seconds") or where != self.cost.device:
+                continue
+            seen.add(str(hit.job_dir))
+            self.cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), steps[key], float(r["seconds"]),
+                                r.get("model"))
 
     def _pack_groups(self) -> dict[int, int]:
         """Combination -> the first combination it can share packed jobs with: those that set
@@ -141,13 +156,10 @@ class Sweep:
             if not missing:
                 break
             jobs = self._jobs(missing)
-            # under a budget, launch as many jobs at a time as run at once, so each launch is
-            # judged by the cost model rescaled by the jobs before it
-            step = len(jobs) if self.options.time_budget is None else max(1, self.backend.parallelism)
-            for i in range(0, len(jobs), step):
-                self._launch(self._within_budget(jobs[i:i + step]), attempt, got)
-                if self.out_of_time:
-                    break
+            if self.options.time_budget is None:
+                self._launch(jobs, attempt, got)
+            else:
+                self._launch_within_budget(jobs, attempt, got)
             missing = [m for m in missing if m not in got]
             if self.out_of_time:
                 break
@@ -191,13 +203,29 @@ class Sweep:
                     runs = seed_runs([s for kk, _, s in members if kk == k], self.options.pack)
                     jobs += [Job(ci, k, run, steps) for run in runs]
                 continue
-            for pack in self._fitting(g, mixed_packs(members, self.options.max_replicas)):
-                depths, combos, seeds = (list(x) for x in zip(*pack))
-                several = len(set(combos)) > 1
-                jobs.append(Job(combos[0], max(depths), seeds, steps, depths if len(set(depths)) > 1 else None,
-                                combos=combos if several else None,
-                                inits=[self.combos[ci].info.init for ci in combos] if several else None))
+            packs = self._fitting(g, mixed_packs(members, self.options.max_replicas))
+            jobs += [self._job(pack, steps) for pack in packs]
         return jobs
+
+    def _job(self, pack: list[tuple[int, int, int]], steps: float) -> Job:
+        """One job of (depth, combination, seed) replicas: depths listed if they differ, inits if
+        the combinations do (they differ only there: one pack group)."""
+        depths, combos, seeds = (list(x) for x in zip(*pack))
+        several = len(set(combos)) > 1
+        return Job(combos[0], max(depths), seeds, steps, depths if len(set(depths)) > 1 else None,
+                   combos=combos if several else None,
+                   inits=[self.combos[ci].info.init for ci in combos] if several else None)
+
+    def _split(self, job: Job) -> list[Job]:
+        """A job too long for the whole time budget, in smaller ones: a mixed-depth pack by depth
+        (the shallow ones then cost their own depth), else its replicas halved; [] for one replica."""
+        pack = sorted((k, ci, s) for ci, k, s in job.replicas)
+        if len(pack) == 1:
+            return []
+        depths = sorted({k for k, _, _ in pack})
+        parts = ([[m for m in pack if m[0] == k] for k in depths] if len(depths) > 1
+                 else [pack[:len(pack) // 2], pack[len(pack) // 2:]])
+        return [self._job(part, job.steps) for part in parts]
 
     def _fitting(self, ci: int, packs: list[list[tuple]]) -> list[list[tuple]]:
         """Packs halved until each fits the device's memory (``Options.fits``); one replica always runs
@@ -212,27 +240,49 @@ class Sweep:
                 packs[:0] = [pack[:half], pack[half:]]
         return out
 
-    def _within_budget(self, jobs: list[Job]) -> list[Job]:
-        """The jobs that the cost model predicts end within the budget (all without one)."""
+    def job_seconds(self, job: Job) -> float:
+        return self.cost.job_seconds(job.k, len(job.seeds), job.steps, self.combos[job.combo].info.model)
+
+    def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict) -> None:
+        """Launch as many jobs at a time as run at once, each launch judged by the cost model
+        rescaled by the jobs before it. A job predicted to end past the budget waits for the next
+        run while later, shorter ones still go; one longer than the whole budget is split first,
+        so no job is too long for every run (a resumed study never sticks on one)."""
+        budget, at_once = self.options.time_budget, max(1, self.backend.parallelism)
+        queue, waiting, launched = list(jobs), [], 0
+        while queue:
+            batch, ends = [], self.clock() - self.started
+            while queue and len(batch) < at_once:
+                job = queue.pop(0)
+                seconds = self.job_seconds(job)
+                pieces = self._split(job) if seconds > budget else []
+                if pieces:
+                    queue[:0] = pieces
+                elif ends + seconds / at_once <= budget:
+                    batch.append(job)
+                    ends += seconds / at_once
+                else:
+                    waiting.append((job, seconds))
+            self._launch(batch, attempt, got)
+            launched += len(batch)
+        if waiting:
+            self.out_of_time = True
+            self._say_waiting(waiting, launched)
+
+    def _say_waiting(self, waiting: list[tuple[Job, float]], launched: int) -> None:
         budget = self.options.time_budget
-        if budget is None:
-            return jobs
-        ends, kept = self.clock() - self.started, []
-        for job in jobs:
-            ends += self.cost.job_seconds(job.k, len(job.seeds), job.steps) / max(1, self.backend.parallelism)
-            if ends > budget:
-                self.out_of_time = True
-                break
-            kept.append(job)
-        if self.out_of_time and not kept and not self.jobs_done:
-            first = self.cost.job_seconds(jobs[0].k, len(jobs[0].seeds), jobs[0].steps)
+        for job, seconds in waiting:
+            if seconds > budget:  # one trial: no split makes it shorter
+                self.say("bisect: one trial (%s k=%d seed %d) is est. %s, longer than the whole time budget of %s: "
+                         "it cannot run under it; raise hydra.sweeper.time_budget",
+                         self.combos[job.combo].info.model, job.k, job.seeds[0], duration(seconds), duration(budget))
+        if not launched and not self.jobs_done:
             self.say("bisect: the time budget of %s is smaller than one job (est. %s): nothing launched; "
-                     "raise hydra.sweeper.time_budget", duration(budget), duration(first))
-        elif self.out_of_time:
-            left = len(jobs) - len(kept)
+                     "raise hydra.sweeper.time_budget", duration(budget), duration(min(s for _, s in waiting)))
+        else:
             self.say("bisect: time budget of %s reached (%s elapsed; %d jobs of this round left); "
-                     "rerun the same command to resume", duration(budget), duration(self.clock() - self.started), left)
-        return kept
+                     "rerun the same command to resume", duration(budget), duration(self.clock() - self.started),
+                     len(waiting))
 
     def _launch(self, jobs: list[Job], attempt: int, got: dict) -> None:
         if not jobs:
@@ -268,7 +318,8 @@ class Sweep:
         self.jobs_done += 1
         self.work_done += sum(k * self.combos[ci].info.train_steps for ci, k, _ in job.replicas)
         if result.get("seconds"):
-            self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]))
+            self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]),
+                                self.combos[job.combo].info.model)
         records = result.get("trials", [])
         for i, (ci, k, s) in enumerate(job.replicas):
             t = replica_record(records, i, k, s, result.get("k"))

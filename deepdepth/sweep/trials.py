@@ -128,10 +128,11 @@ class Job:
         return [(ci, k, s) for ci, (k, s) in zip(combos, self.members)]
 
     def launch_overrides(self) -> list[str]:
-        """The job's own overrides: a contiguous single-depth pack as ``seed=s replicas=n``, a
-        mixed one with every replica's depth, seed (and init) listed."""
+        """The job's own overrides: a contiguous single-depth pack as ``seed=s replicas=n``, any
+        other with every replica's seed (and depth, and init) listed."""
         head = [f"k={self.k}", f"seed={self.seeds[0]}", f"replicas={len(self.seeds)}"]
-        if self.depths is None and self.inits is None:
+        contiguous = self.seeds == list(range(self.seeds[0], self.seeds[0] + len(self.seeds)))
+        if self.depths is None and self.inits is None and contiguous:
             return head
         lists = ["seeds=[" + ",".join(map(str, self.seeds)) + "]"]
         if self.depths is not None:
