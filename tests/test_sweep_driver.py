@@ -151,15 +151,17 @@ def test_a_job_that_does_not_fit_what_is_left_waits_while_shorter_ones_go():
     assert sweep.out_of_time and [c for c, _, _ in backend.launched] == [0, 2]  # b's would end at 20 s
 
 
-def test_one_trial_longer_than_the_budget_is_named_and_nothing_launches(caplog):
+def test_a_job_whose_one_trial_is_longer_than_the_budget_stays_whole_and_is_named(caplog):
     backend = FakeBackend({0: 447}, seconds=100.0)
-    sweep = Sweep(None, [combo(0, ["model=resnet"], search=DepthSearch(upper=900, seeds=1), norm=True)], backend,
+    sweep = Sweep(None, [combo(0, ["model=resnet"], search=DepthSearch(upper=900, seeds=3), norm=True)], backend,
                   CostModel("h200"), Options(write=True, time_budget=1), clock=lambda: backend.now)
     sweep.write = lambda: None
     with caplog.at_level("INFO", logger="deepdepth.sweep"):
         rows = sweep.run()
     assert backend.launched == [] and sweep.out_of_time and not rows[0]["done"]
-    assert "one trial (cnn_tanh k=450 seed 0)" in caplog.text and "smaller than one job" in caplog.text
+    # the 3 seeds stay one job: splitting them would only cost packing
+    assert "1 jobs cannot run under the time budget of 1s, not even one trial of each (cnn_tanh k=450)" in caplog.text
+    assert "smaller than one job" in caplog.text
 
 
 def test_a_resumed_sweep_judges_its_first_launch_by_the_finished_jobs_on_its_kind_of_device():

@@ -255,7 +255,7 @@ class Sweep:
             while queue and len(batch) < at_once:
                 job = queue.pop(0)
                 seconds = self.job_seconds(job)
-                pieces = self._split(job) if seconds > budget else []
+                pieces = self._split(job) if seconds > budget and self._one_fits(job) else []
                 if pieces:
                     queue[:0] = pieces
                 elif ends + seconds / at_once <= budget:
@@ -269,13 +269,20 @@ class Sweep:
             self.out_of_time = True
             self._say_waiting(waiting, launched)
 
+    def _one_fits(self, job: Job) -> bool:
+        """Does one replica at the job's shallowest depth fit the whole budget (else no split helps)?"""
+        shallow = min(k for _, k, _ in job.replicas)
+        model = self.combos[job.combo].info.model
+        return self.cost.job_seconds(shallow, 1, job.steps, model) <= self.options.time_budget
+
     def _say_waiting(self, waiting: list[tuple[Job, float]], launched: int) -> None:
         budget = self.options.time_budget
-        for job, seconds in waiting:
-            if seconds > budget:  # one trial: no split makes it shorter
-                self.say("bisect: one trial (%s k=%d seed %d) is est. %s, longer than the whole time budget of %s: "
-                         "it cannot run under it; raise hydra.sweeper.time_budget",
-                         self.combos[job.combo].info.model, job.k, job.seeds[0], duration(seconds), duration(budget))
+        never = [(job, seconds) for job, seconds in waiting if seconds > budget]  # even one trial is too long
+        if never:
+            names = sorted({f"{self.combos[j.combo].info.model} k={j.k}" for j, _ in never})
+            self.say("bisect: %d jobs cannot run under the time budget of %s, not even one trial of each (%s); "
+                     "raise hydra.sweeper.time_budget", len(never), duration(budget),
+                     ", ".join(names[:4]) + (", ..." if len(names) > 4 else ""))
         if not launched and not self.jobs_done:
             self.say("bisect: the time budget of %s is smaller than one job (est. %s): nothing launched; "
                      "raise hydra.sweeper.time_budget", duration(budget), duration(min(s for _, s in waiting)))
