@@ -4,6 +4,8 @@ import pytest
 
 from deepdepth.search import DepthSearch, GallopSearch
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, plan
+from deepdepth.sweep.plan import plan_chunks
+from deepdepth.sweep.setup import chunks_summary
 from deepdepth.sweep.trials import Job
 from deepdepth.sweep.cost import duration, steps_per_trial
 from deepdepth.sweep.records import Finished
@@ -199,6 +201,22 @@ def test_plan_matches_what_the_sweep_launches_under_its_assumed_limits():
     assert p.work == sum(k * len(seeds) * 10 for _, k, seeds in backend.launched)
     assert combos[0].search.rounds > 0 and p.summary().startswith(f"plan: {p.jobs} jobs")
     assert p.seconds == pytest.approx(sum(CostModel("h200").job_seconds(k, len(s), 10) for _, k, s in backend.launched))
+
+
+def test_a_plan_in_runs_of_a_budget_counts_the_runs_and_resumes_between_them():
+    combos = [combo(0, ["model=a"], search=GallopSearch(upper=300, seeds=3, parallel=3, hint=150)),
+              combo(1, ["model=b"], search=DepthSearch(upper=24, seeds=3))]
+    whole = plan(combos, {0: 156, 1: 12}, "h200", Options())
+    budget = 2.5 * max(CostModel("h200").job_seconds(300, 3, 10), CostModel("h200").job_seconds(24, 3, 10))
+    runs = plan_chunks(combos, {0: 156, 1: 12}, "h200", Options(), budget)
+    assert len(runs) > 1 and runs[-1].done and not any(r.done for r in runs[:-1])
+    assert all(r.seconds <= budget for r in runs) and sum(r.jobs for r in runs) == whole.jobs  # none trained twice
+    assert sum(r.work for r in runs) == whole.work
+    assert combos[0].search.rounds == 0  # the plan works on copies
+    stuck = plan_chunks(combos, {0: 156, 1: 12}, "h200", Options(), budget=1.0)
+    assert len(stuck) == 1 and stuck[0].jobs == 0 and not stuck[0].done
+    assert "then stuck" in chunks_summary(stuck, 1.0) and chunks_summary(runs, budget).startswith(
+        f"in runs of time_budget={duration(budget)}: {len(runs)} runs on h200")
 
 
 def test_cost_model():

@@ -316,10 +316,12 @@ def test_time_budget_stops_cleanly_and_the_same_command_finishes(tmp_path, mnist
 
 
 def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
-    d, _, out = sweep(tmp_path, "+experiment=depth_study", "hydra.sweeper.dry_run=true")
+    d, _, out = sweep(tmp_path, "+experiment=depth_study", "hydra.sweeper.dry_run=true", "hydra.sweeper.time_budget=400")
     assert "nothing is trained" in out and "assumed limit 447 (reference k*)" in out
     plans = [line for line in out.splitlines() if line.startswith("plan: ")]
     assert plans and plans[-1].endswith("on h200") and "replica-layer-steps" in plans[-1]
+    runs = [line for line in out.splitlines() if line.startswith("in runs of time_budget=6m40s: ")]
+    assert len(runs) == 3 and " runs on h200 (jobs per run: " in runs[-1]  # cpu, h100, h200
     assert not d.exists() or not job_dirs(d)
 
 

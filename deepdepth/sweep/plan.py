@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .cost import CostModel, duration
 from .driver import Combo, Options, Sweep
+from .records import Finished
 from .trials import Job, Outcome
 
 
@@ -27,6 +29,7 @@ class SimulatedBackend:
     work: int = 0  # replica-layer-steps, each replica at its own depth
     seconds: float = 0.0
     lines: list = field(default_factory=list)
+    found: dict | None = None  # where a chunked plan records its trials, as a resumed sweep finds them
 
     def compose(self, overrides):
         return None
@@ -42,6 +45,9 @@ class SimulatedBackend:
             trials = [{"seed": s, "k": k, "trainable": self.limits[ci] is not None and k <= self.limits[ci]}
                       for ci, k, s in job.replicas]
             out.append(Outcome(result={"k": job.k, "trials": trials}))
+            if self.found is not None:
+                for t, (ci, k, s) in zip(trials, job.replicas):
+                    self.found[self.combos[ci].key, k, s] = Finished(t, out[-1].result, Path("planned"), start)
         self.now += batch / max(1, self.parallelism)
         self.lines.append(f"  {len(jobs)} jobs: " + ", ".join(
             f"{self.combos[j.combo].info.model}@{'/'.join(map(str, sorted(set(j.depths or [j.k]))))}x{len(j.seeds)}"
@@ -57,6 +63,7 @@ class Plan:
     seconds: float
     device: str
     lines: list
+    done: bool = True  # every search finished (a chunk of a budgeted plan may not)
 
     def summary(self) -> str:
         return (f"plan: {self.jobs} jobs, {self.rounds} rounds, {self.work:.2e} replica-layer-steps, "
@@ -64,15 +71,30 @@ class Plan:
 
 
 def plan(combos: list[Combo], limits: dict, device: str, options: Options, found: dict | None = None,
-         parallelism: int = 1) -> Plan:
-    """Simulate the sweep on fresh copies of its searches (the originals are not touched)."""
+         parallelism: int = 1, budget: float | None = None, record: dict | None = None) -> Plan:
+    """Simulate the sweep on fresh copies of its searches (the originals are not touched); with
+    a ``budget``, one chunk of it, its trials added to ``record``."""
     cost = CostModel(device)
     sims = [copy.deepcopy(c) for c in combos]
-    backend = SimulatedBackend(limits, sims, cost, parallelism)
+    backend = SimulatedBackend(limits, sims, cost, parallelism, found=record)
     sweep = Sweep(sweep_dir=None, combos=sims, backend=backend, cost=cost,
-                  options=Options(retries=0, pack=options.pack, time_budget=None, write=False,
+                  options=Options(retries=0, pack=options.pack, time_budget=budget, write=False,
                                   mix_depths=options.mix_depths, max_replicas=options.max_replicas,
                                   pack_inits=options.pack_inits),
                   found=dict(found or {}), clock=lambda: backend.now)
     sweep.run()
-    return Plan(backend.jobs, sweep.rounds, backend.work, backend.now, device, backend.lines)
+    done = all(c.search.done for c in sims)
+    return Plan(backend.jobs, sweep.rounds, backend.work, backend.now, device, backend.lines, done)
+
+
+def plan_chunks(combos: list[Combo], limits: dict, device: str, options: Options, budget: float,
+                found: dict | None = None, parallelism: int = 1, most: int = 200) -> list[Plan]:
+    """The sweep in runs of ``budget`` seconds, each resuming what the runs before it trained:
+    how many chunks (GPU sittings, SLURM jobs) a study takes. Stops at ``most`` chunks, or at a
+    chunk that launches nothing (a job no chunk can run)."""
+    found, chunks = dict(found or {}), []
+    while len(chunks) < most:
+        chunks.append(plan(combos, limits, device, options, dict(found), parallelism, budget, record=found))
+        if chunks[-1].done or not chunks[-1].jobs:
+            break
+    return chunks

@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 from ..search import make_search
 from .driver import Combo, Options, SweepError
-from .cost import device_name
-from .plan import plan
+from .cost import device_name, duration
+from .plan import plan, plan_chunks
 
 
 def bound_for(overrides: list[str], upper: int, upper_for: dict) -> int:
@@ -135,4 +135,20 @@ def print_plan(combos, limits, notes, here, options, found, parallelism, auto, m
         print(f"{len(found)} finished trials in the sweep dir are not counted")
     for p in plans:
         print(p.summary())
+    if options.time_budget:
+        for d in devices:
+            print(chunks_summary(plan_chunks(combos, limits, d, with_mixing(options, mix, d), options.time_budget,
+                                             found, parallelism), options.time_budget))
     return []
+
+
+def chunks_summary(chunks: list, budget: float) -> str:
+    """One line: how many runs of ``budget`` the plan takes on a device, and their jobs."""
+    last = chunks[-1]
+    line = (f"in runs of time_budget={duration(budget)}: {len(chunks)} runs on {last.device} "
+            f"(jobs per run: {', '.join(str(c.jobs) for c in chunks)}; est. {duration(sum(c.seconds for c in chunks))} "
+            f"of training)")
+    if not last.done:
+        line += (" and then stuck: a job no run of this budget can start" if not last.jobs
+                 else f", not done after {len(chunks)} runs")
+    return line
