@@ -217,6 +217,7 @@ def test_a_plan_in_runs_of_a_budget_counts_the_runs_and_resumes_between_them():
     assert len(stuck) == 1 and stuck[0].jobs == 0 and not stuck[0].done
     assert "then stuck" in chunks_summary(stuck, 1.0) and chunks_summary(runs, budget).startswith(
         f"in runs of time_budget={duration(budget)}: {len(runs)} runs on h200")
+    assert chunks_summary(runs, budget).endswith("; the first run: cnn_tanh@150x3, cnn_tanh@153x3")
 
 
 def test_cost_model():
@@ -234,6 +235,9 @@ def test_cost_model():
     assert by_model.job_seconds(447, 6, 745, "resnet") == pytest.approx(2 * one)
     assert by_model.job_seconds(447, 6, 745, "cnn_tanh") == pytest.approx(one)
     assert by_model.job_seconds(447, 6, 745, "cnn_elu") == pytest.approx(1.5 * one) == by_model.job_seconds(447, 6, 745)
+    fast = CostModel("h200")
+    fast.calibrate(447, 6, 745, one / 2, "cnn_tanh")
+    assert fast.job_seconds(447, 6, 745, "resnet") == pytest.approx(one)  # not measured: never below the table
     assert steps_per_trial(3, 60000, 10000, 256) == pytest.approx(3 * (235 + 40 / 3))
     assert duration(59) == "59s" and duration(61) == "1m01s" and duration(3700) == "1h01m"
     with pytest.raises(ValueError, match="unknown device"):

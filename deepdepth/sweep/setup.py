@@ -151,4 +151,5 @@ def chunks_summary(chunks: list, budget: float) -> str:
     if not last.done:
         line += (" and then stuck: a job no run of this budget can start" if not last.jobs
                  else f", not done after {len(chunks)} runs")
-    return line
+    first = [job for launch in chunks[0].lines for job in launch.split(": ", 1)[1].split(", ")]
+    return line + (f"; the first run: {', '.join(first)}" if first else "")
