@@ -83,9 +83,11 @@ EOF
 # The sweep stops launching jobs predicted to end after its time budget (frontier.json then holds
 # every finished round); one that runs past the step's limit is killed (exec: `timeout` signals
 # python itself, and SIGKILLs it 10 s later): its finished trials' result.json files stay, and the
-# next chunk resumes from them.
+# next chunk resumes from them. The 50 s between the step's limit and the sweep's budget: Hydra's
+# start and the composition of every combination (~15 s) and a last job running late (jobs now
+# fill a chunk up to its budget: a shorter one goes where a longer one waits).
 study() {
-  local budget=$(( $1 - 40 ))
+  local budget=$(( $1 - 50 ))
   [ $budget -ge 20 ] || { echo "study: no time left for a chunk"; return 0; }
   echo "study: +experiment=$EXPERIMENT in $STUDY, time_budget $budget s, $(find "$STUDY" -name result.json 2>/dev/null | wc -l) jobs there"
   # A sitting can end before the pack step (the device's budget ran out first, 2026-11-28): every
