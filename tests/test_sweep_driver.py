@@ -368,6 +368,19 @@ def test_init_packs_mix_depths_on_a_gpu():
                                           "inits=['fan_in:0.5','fan_in:0.7','fan_in:0.9']"]
 
 
+def test_a_split_init_pack_keeps_each_replicas_init():
+    sweep = make(gain_combos(), FakeBackend({0: 6, 1: 12, 2: 18}), mix_depths=True)
+    job = sweep._jobs([(0, 6, 0), (1, 9, 0), (2, 9, 1), (1, 6, 2)])[0]
+    by_depth = sweep._split(job)
+    assert [(j.k, j.depths, j.replicas) for j in by_depth] == [(6, None, [(0, 6, 0), (1, 6, 2)]),
+                                                              (9, None, [(1, 9, 0), (2, 9, 1)])]
+    assert [j.inits for j in by_depth] == [["fan_in:0.5", "fan_in:0.7"], ["fan_in:0.7", "fan_in:0.9"]]
+    halves = sweep._split(by_depth[1])  # one combination each: its own overrides carry its init
+    assert [(j.combo, j.combos, j.inits, j.launch_overrides()) for j in halves] == [
+        (1, None, None, ["k=9", "seed=0", "replicas=1"]), (2, None, None, ["k=9", "seed=1", "replicas=1"])]
+    assert sweep._split(halves[0]) == []
+
+
 def run_jobs(combos, **options):
     backend = FakeBackend({c.index: 9 for c in combos})
     make(combos, backend, **options).run()
