@@ -179,6 +179,8 @@ def test_a_second_trial_in_one_process_holds_no_more_memory(mnist_root, tmp_path
     assert second["reserved"] <= first["reserved"] + small, (first, second)
 
 
+# ----------------------------------------------------------------------------- (e) two GPUs
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_two_trials_on_two_gpus_in_one_process(mnist_root, tmp_path):
     common = ["model=resnet", "k=6", "replicas=2", "data.batch_size=64", *tiny(mnist_root)]
     results = [train(compose_config(*common, f"trainer.devices=[{i}]"), tmp_path / str(i), interactive=False)
