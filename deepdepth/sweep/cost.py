@@ -67,8 +67,11 @@ class CostModel:
         """A job of ``replicas`` packed networks computed to ``depth`` layers (masked layers count),
         rescaled by the measured jobs of its ``kind`` (its model: a layer of resnet costs more than
         one of cnn_tanh) where there are some, else by all of them."""
+        return self.scale_for(kind) * self._table_seconds(depth, replicas, steps)
+
+    def _table_seconds(self, depth: int, replicas: int, steps: float) -> float:
         compute = steps * depth * replicas * self.ms_per_replica_layer_step(replicas) / 1000
-        return self.scale_for(kind) * (JOB_SECONDS[self.device] + compute)
+        return JOB_SECONDS[self.device] + compute
 
     def scale_for(self, kind: str | None) -> float:
         """The measured/predicted ratio of ``kind``'s jobs; for a kind not measured yet, all jobs'
@@ -81,8 +84,7 @@ class CostModel:
 
     def calibrate(self, depth: int, replicas: int, steps: float, seconds: float, kind: str | None = None) -> None:
         """Rescale the table by a finished job's measured time (the sum of measured over predicted)."""
-        self._measured.append((kind, JOB_SECONDS[self.device] + steps * depth * replicas
-                               * self.ms_per_replica_layer_step(replicas) / 1000, seconds))
+        self._measured.append((kind, self._table_seconds(depth, replicas, steps), seconds))
         predicted = sum(p for _, p, _ in self._measured)
         self.scale = sum(m for _, _, m in self._measured) / predicted if predicted > 0 else 1.0
 
