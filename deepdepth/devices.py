@@ -103,14 +103,17 @@ def claim_gpu(count: int, folder: str | os.PathLike | None = None, poll: float =
 
 
 @contextlib.contextmanager
-def float32_precision(precision: str):
-    """``fp32``: float32 convolutions and matmuls in full precision, as the original study ran
-    on the CPU (cuDNN would otherwise use TF32 on Ampere and later GPUs); ``tf32``: TF32 allowed.
-    The previous settings come back after the trial. (Here, not in train.py: launchers pickle
-    ``python -m deepdepth.train``'s functions by value, and torch.backends.cudnn cannot be.)"""
+def backend_flags(precision: str):
+    """The trial's torch backend flags, put back after it. ``fp32``: float32 convolutions and
+    matmuls in full precision, as the original study ran on the CPU (cuDNN would otherwise use
+    TF32 on Ampere and later GPUs); ``tf32``: TF32 allowed. ``trainer.benchmark=true`` has
+    Lightning set ``torch.backends.cudnn.benchmark`` for the whole process; it is put back too,
+    so the next trial in the process (a sweep's local launcher) starts from the user's setting.
+    (Here, not in train.py: launchers pickle ``python -m deepdepth.train``'s functions by value,
+    and torch.backends.cudnn cannot be.)"""
     tf32 = precision == "tf32"
     saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-             torch.get_float32_matmul_precision())
+             torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
     try:
@@ -118,3 +121,4 @@ def float32_precision(precision: str):
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[:2]
         torch.set_float32_matmul_precision(saved[2])
+        torch.backends.cudnn.benchmark = saved[3]

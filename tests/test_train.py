@@ -16,7 +16,7 @@ from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
                "trainable", "diverged", "seconds", "params", "device", "device_name", "versions", "trials", "seeds",
-               "precision", "cuda_graph", "optimizer_steps", "complete", "debug"}
+               "precision", "cudnn_benchmark", "cuda_graph", "optimizer_steps", "complete", "debug"}
 
 
 def compose_cfg(*overrides: str):
@@ -38,6 +38,7 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     assert result["trainable"] == (result["test_err"][-1] < 0.2)
     assert (run_dir / "metrics.csv").read_text().startswith("epoch,step,test_err,train_err")
     assert result["precision"] == "fp32" and not result["debug"] and result["complete"]
+    assert result["cudnn_benchmark"] is False
     assert result["optimizer_steps"] == 4  # 512 images in batches of 256, two epochs
     assert result["cuda_graph"] == {"used": False, "captured": 0, "replays": 0, "eager_steps": 4, "failed": None}
     log_text = proc.stdout + proc.stderr + (run_dir / "train.log").read_text()
@@ -226,6 +227,21 @@ def test_precision_applied_during_the_trial_and_recorded(mnist_root, tmp_path, p
     assert seen.flags == (allow_tf32, allow_tf32, matmul) and result["precision"] == precision
     assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
             torch.get_float32_matmul_precision()) == before  # restored after the trial
+
+
+def test_cudnn_benchmark_on_for_the_trial_only_and_recorded(mnist_root, tmp_path):
+    """trainer.benchmark=true: Lightning sets cuDNN's algorithm search for the process; the
+    trial records it and the next trial in the process starts from the setting before."""
+    class Seen(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.benchmark = torch.backends.cudnn.benchmark
+
+    before = torch.backends.cudnn.benchmark
+    seen = Seen()
+    result = train(compose_cfg("k=3", *tiny(mnist_root), "+trainer.benchmark=true"), tmp_path, callbacks=[seen],
+                   interactive=False)
+    assert seen.benchmark is True and result["cudnn_benchmark"] is True
+    assert torch.backends.cudnn.benchmark == before is False
 
 
 def test_original_protocol_sets_eval_mode_once_per_epoch(mnist_root):
