@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
 import traceback
@@ -39,6 +38,7 @@ import traceback
 import torch
 
 import common
+from common import Timeout, with_timeout
 
 EPOCH_STEPS = math.ceil(60000 / 256)  # 235
 BUDGET_S = float(os.environ.get("BENCH_BUDGET_S", 300))  # the optional runs start only inside it
@@ -56,7 +56,7 @@ WORKLOADS = [
 ]
 EXTRAS = [  # run while the budget lasts: what the fast path is worth, and the compile option
     ("a-eager", "resnet", 447, 1, ["fast=false"], 30),
-    ("a-cudnn-benchmark", "resnet", 447, 1, ["+cudnn_benchmark"], 50),
+    ("a-cudnn-benchmark", "resnet", 447, 1, ["+trainer.benchmark=true"], 50),
     ("a-compile", "resnet", 447, 1, ["+compile"], 50),
 ]
 DRY_WORKLOADS = [("a", "resnet", 6, 1, 8, 8), ("b", "resnet", 6, 4, None, 8),
@@ -67,23 +67,6 @@ DRY_EXTRAS = [("a-eager", "resnet", 6, 1, ["fast=false"], 8),
 
 def elapsed() -> float:
     return time.perf_counter() - STARTED
-
-
-class Timeout(BaseException):
-    """Not an Exception, so that no fallback handler inside the package swallows it."""
-
-
-def with_timeout(seconds: float, fn, *args, **kw):
-    """Run ``fn`` in this process, interrupted (SIGALRM) after ``seconds``."""
-    def on_alarm(*_):
-        raise Timeout(f"stopped after {seconds:.0f} s to stay in the budget")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(max(1, int(seconds)))
-    try:
-        return fn(*args, **kw)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def warm_up_gpu() -> None:
@@ -140,9 +123,6 @@ def reference(model: str, k: int, steps) -> dict:
 
 def package(model: str, k: int, replicas: int, steps, overrides=()) -> dict:
     overrides = list(overrides)
-    if "+cudnn_benchmark" in overrides:
-        overrides.remove("+cudnn_benchmark")
-        torch.backends.cudnn.benchmark = True
     compile_ = "+compile" in overrides
     callbacks = []
     if compile_:  # fast=compile: torch.compile of each block, then the CUDA graph
@@ -166,7 +146,6 @@ def package(model: str, k: int, replicas: int, steps, overrides=()) -> dict:
                 "peak_mem_mb": run["peak_mem_mb"], "diverged": [x["diverged"] for x in run["trials"]],
                 "cuda_graph": run["cuda_graph"]}
     finally:
-        torch.backends.cudnn.benchmark = False
         if compile_:
             import torch._dynamo as dynamo
             dynamo.reset()

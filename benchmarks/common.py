@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -248,6 +249,24 @@ def package_trial(model: str, k: int, epochs: int = 1, replicas: int = 1, seed: 
     result["timing"] = timer.summary()
     result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return result
+
+
+# --------------------------------------------------------------------------- time-boxing
+class Timeout(BaseException):
+    """Not an Exception, so that no fallback handler inside the package swallows it."""
+
+
+def with_timeout(seconds: float, fn, *args, **kw):
+    """Run ``fn`` in this process, interrupted (SIGALRM) after ``seconds``."""
+    def on_alarm(*_):
+        raise Timeout(f"stopped after {seconds:.0f} s to stay in the budget")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(max(1, int(seconds)))
+    try:
+        return fn(*args, **kw)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 # --------------------------------------------------------------------------- reporting

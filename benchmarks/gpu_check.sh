@@ -5,10 +5,14 @@
 #       (+experiment=depth_study in .device/gpu_study, hydra.sweeper.time_budget = what is left;
 #       a rerun resumes it), then python -m deepdepth.report on it
 #   (5) everything packed into <= 8 files in $OUT (default ./gpu_out): gpu_check.log, steps.tsv,
-#       pytest_gpu.xml, bench_gpu.md, bench_gpu.json, gpu_study.tar.gz (the sweep's small files).
+#       pytest_gpu.xml, bench_gpu.md, bench_gpu.json, mem_probe.txt, pack_probe.json,
+#       gpu_study.tar.gz (the sweep's small files).
 # Each step is time-boxed with `timeout`, inside the total GPU_CHECK_TOTAL_S (default 530 s);
 # TESTS_CAP / BENCH_CAP (default 120 / 200 s; 0 skips the step) leave the rest to the study;
 # PROBE_CAP (default 0: skipped) runs benchmarks/gpu_memory_probe.py into $OUT/mem_probe.txt;
+# PACK_CAP (default 0: skipped) runs benchmarks/packed_probe.py (packed resnet's step under cuDNN's
+# algorithm search, channels-last, TF32; kernel profile) into $OUT/pack_probe.json, and the study
+# chunk then takes the overrides it found safe and faster (its study_overrides), plus STUDY_EXTRA;
 # STUDY_JOBS (default 1) runs that many study jobs at once on the GPU (joblib launcher).
 #
 #   bash benchmarks/prepare_gpu_carry.sh      # here, first: wheels, MNIST, the sweep dir -> .device/
@@ -98,10 +102,26 @@ study() {
       now=$(find "$STUDY" -name result.json -printf '%p %s\n' 2>/dev/null | sort | md5sum)  # new or growing
       [ "$now" = "$seen" ] || { tar_study "$OUT/gpu_study.tar.gz.part" && mv "$OUT/gpu_study.tar.gz.part" "$OUT/gpu_study.tar.gz" && seen=$now; }
     done ) &
+  local extra=($(study_overrides))
+  if [ ${#extra[@]} -gt 0 ]; then  # a chunk that fails to compose loses the sitting's study: checked first
+    if "$PY" -m deepdepth.train "+experiment=$EXPERIMENT" "${extra[@]}" --cfg job > /dev/null 2>&1; then
+      echo "study: with ${extra[*]}"
+    else
+      echo "study: ${extra[*]} does not compose with +experiment=$EXPERIMENT; the chunk runs without it"; extra=()
+    fi
+  fi
   local launch=()  # STUDY_JOBS > 1: that many jobs at once on the one GPU, through Hydra's joblib launcher
   [ "$STUDY_JOBS" -gt 1 ] && launch=(hydra/launcher=joblib "hydra.launcher.n_jobs=$STUDY_JOBS" "gpu_jobs_per_device=$STUDY_JOBS")
   exec "$PY" -m deepdepth.train -m "+experiment=$EXPERIMENT" "hydra.sweep.dir=$STUDY" "hydra.sweeper.time_budget=$budget" \
-    ${launch[@]+"${launch[@]}"}
+    ${launch[@]+"${launch[@]}"} ${extra[@]+"${extra[@]}"}
+}
+
+# what the packed probe found the study may use (pack_probe.json's study_overrides), then
+# STUDY_EXTRA, each once (Hydra refuses a +key given twice)
+study_overrides() {
+  { [ -f "$OUT/pack_probe.json" ] && "$PY" -c 'import json, sys
+print(" ".join(json.load(open(sys.argv[1])).get("study_overrides") or []))' "$OUT/pack_probe.json" 2>/dev/null
+    echo ${STUDY_EXTRA:-}; } | tr ' ' '\n' | awk 'NF && !seen[$0]++'
 }
 
 # tar_study FILE: the sweep dir's small files (no checkpoints, nothing over 2 MiB) into FILE
@@ -122,9 +142,9 @@ pack_study() {
 import collections, json, pathlib, sys
 rows = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).rglob("result.json")]
 graphs = collections.Counter((r.get("device"), bool((r.get("cuda_graph") or {}).get("used")),
-                              (r.get("cuda_graph") or {}).get("failed")) for r in rows)
+                              (r.get("cuda_graph") or {}).get("failed"), r.get("cudnn_benchmark")) for r in rows)
 print(f"study: {len(rows)} trial records, {sum(r.get('seconds', 0) for r in rows):.0f} s of training;"
-      " (device, cuda_graph used, capture failure): count", dict(graphs))
+      " (device, cuda_graph used, capture failure, cudnn_benchmark): count", dict(graphs))
 EOF
 }
 
@@ -137,6 +157,9 @@ main() {
   export BENCH_HARD_S=$((bench_limit - 15)) BENCH_BUDGET_S=$((bench_limit - 60))
   step bench "$BENCH_CAP" "$RESERVE_BENCH" "$PY" benchmarks/bench_gpu.py $BENCH_ARGS
   step memory_probe "${PROBE_CAP:-0}" "$RESERVE_BENCH" memory_probe
+  local probe_limit=$(( $(left) - RESERVE_BENCH )); [ $probe_limit -gt "$PACK_CAP" ] && probe_limit=$PACK_CAP
+  export PACK_PROBE_BUDGET_S=$((probe_limit - 10))
+  step pack_probe "$PACK_CAP" "$RESERVE_BENCH" "$PY" benchmarks/packed_probe.py $BENCH_ARGS
   local study_limit=$(( $(left) - 50 ))
   step study "$study_limit" 50 study "$study_limit"
   step report 40 10 "$PY" -m deepdepth.report "$STUDY"
@@ -147,6 +170,6 @@ main() {
   [ "$files" -le 7 ] || echo "WARNING: $((files + 1)) files in $OUT; only 8 come back"
 }
 
-export -f install_wheels study tar_study memory_probe pack_study
-export OUT ROOT PY SITE EXPERIMENT STUDY STUDY_JOBS=${STUDY_JOBS:-1}
+export -f install_wheels study study_overrides tar_study memory_probe pack_study
+export OUT ROOT PY SITE EXPERIMENT STUDY STUDY_JOBS=${STUDY_JOBS:-1} PACK_CAP=${PACK_CAP:-0}
 main 2>&1 | tee "$OUT/gpu_check.log"  # the pipeline ends when tee has written the last line

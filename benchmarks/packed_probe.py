@@ -1,0 +1,232 @@
+"""Where a packed resnet step's time goes, and which setting cuts it (issue 14).
+
+16 packed replicas of resnet k=447 cost 36.4 ms per replica-step on an H200 (2026-11-28), twice
+SPEC's ~18 ms, and what is left of the GPU study is mostly resnet. A pack is grouped
+convolutions of 4-16 channels per group, where cuDNN's default algorithm choice is known to be
+weak (the weight gradient of small groups above all). This times the package's own trial of
+that pack under each setting, in one process, one after the other:
+
+  base                     what the study runs: precision=fp32, cuDNN's heuristic algorithms, NCHW
+  benchmark                +trainer.benchmark=true: cuDNN times its algorithms and keeps the fastest
+  channels_last            NHWC activations and weights (the CPU path's layout; not a package option yet)
+  tf32                     precision=tf32: another arithmetic, for the record (the study stays fp32)
+  channels_last+benchmark  both
+
+Each is a trial of STEPS batches (and one test batch); its steady per-step time is taken after
+the first 5 steps (warm-up, cuDNN's search, CUDA-graph capture). Then one eager step of base
+(and of the fastest neutral setting) under torch.profiler: GPU time per step by kernel.
+benchmark and channels_last keep float32 arithmetic (sums in another order, as between two GPUs),
+so the study may use them: ``study_overrides`` in the JSON is ``["+trainer.benchmark=true"]``
+when benchmark is at least 15% faster than base with the CUDA graph working (gpu_check.sh passes
+it to the study chunk; a 10-step timing varies by a few per cent, 15% is well outside that).
+
+    python benchmarks/packed_probe.py             # on a GPU: about 90 s on an H200
+    python benchmarks/packed_probe.py --dry-run   # the same code on the CPU, tiny
+
+Writes $OUT/pack_probe.json after every measurement (a run stopped at its limit keeps what it
+measured) and prints its table last. PACK_PROBE_BUDGET_S (default 110): no measurement starts
+with less than 15 s of it left, and one still running at its end is stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import traceback
+
+import torch
+
+import common
+from common import Timeout, with_timeout
+
+DRY = "--dry-run" in sys.argv
+DEVICE = "cpu" if DRY else "cuda"
+K, REPLICAS, STEPS = (6, 4, 8) if DRY else (447, 16, 15)
+BUDGET_S = float(os.environ.get("PACK_PROBE_BUDGET_S", 110))
+GAIN = 0.85  # benchmark is adopted for the study at <= 85% of base's time per step
+STARTED = time.perf_counter()
+BENCHMARK = "+trainer.benchmark=true"
+# name, overrides, channels-last, the same float32 arithmetic as the study
+VARIANTS = [
+    ("base", [], False, True),
+    ("benchmark", [BENCHMARK], False, True),
+    ("channels_last", [], True, True),
+    ("tf32", ["precision=tf32"], False, False),
+    ("channels_last+benchmark", [BENCHMARK], True, True),
+]
+
+
+def channels_last_callback():
+    """NHWC for the trial: set after the module's own choice (NCHW on a GPU, on_fit_start),
+    before its step is built (the module's on_train_start runs after the callbacks')."""
+    import lightning as L
+
+    class ChannelsLast(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            pl_module.channels_last = True
+            pl_module.net.to(memory_format=torch.channels_last)  # in place: the optimizer keeps them
+
+    return ChannelsLast()
+
+
+def timed_trial(overrides: list[str], channels_last: bool, cold: bool) -> dict:
+    run = common.package_trial("resnet", K, 1, REPLICAS, cold=cold,
+                               overrides=[f"data.train_samples={STEPS * 256}", "data.test_samples=256", *overrides],
+                               callbacks=[channels_last_callback()] if channels_last else [])
+    t, graph = run["timing"], run.get("cuda_graph") or {}
+    return {"ms_per_replica_step": 1000 * t["step_s"] / REPLICAS, "step_ms": 1000 * t["step_s"],
+            "first_steps_s": t.get("first_steps_s"), "wall_s": run["wall_s"], "peak_mem_mb": run["peak_mem_mb"],
+            "graph_used": bool(graph.get("used")), "capture_failed": graph.get("failed"),
+            "cudnn_benchmark": run.get("cudnn_benchmark"), "precision": run.get("precision")}
+
+
+def kernel_kind(name: str) -> str:
+    n = name.lower()
+    for kind, pattern in (("conv weight grad", r"wgrad"), ("conv data grad", r"dgrad"),
+                          ("conv forward", r"conv|fprop|implicit|gemm|winograd|fft"),
+                          ("batch norm", r"batch_norm|batchnorm|bn_")):
+        if re.search(pattern, n):
+            return kind
+    return "other (elementwise, optimizer, loss)"
+
+
+def kernel_profile(benchmark: bool, channels_last: bool, top: int = 12) -> dict:
+    """One eager training step (after two warm ones) under torch.profiler: device time by kernel."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from deepdepth.data import ShuffledBatches, load_mnist
+    from deepdepth.devices import backend_flags
+    from deepdepth.models import build_model
+    from deepdepth.module import DepthClassifier, sgd
+    from deepdepth.step import TrainStep
+    train_x, train_y, _, _ = load_mnist(common.DATA)
+    seeds = list(range(REPLICAS))
+    x_all, y_all = train_x[:256 * 3].to(DEVICE), train_y[:256 * 3].to(DEVICE)
+    with backend_flags("fp32"):
+        torch.backends.cudnn.benchmark = benchmark
+        module = DepthClassifier(build_model("resnet", K, seeds=seeds).to(DEVICE), optim=sgd(lr=0.01))
+        if channels_last:
+            module.channels_last = True
+            module.net.to(memory_format=torch.channels_last)
+        step = TrainStep(module.replica_losses, module.configure_optimizers(), False)
+        batches = list(ShuffledBatches(x_all, y_all, 256, seeds, shuffle=True))
+        for x, y in batches[:2]:
+            step(x, y, True)
+        sync = torch.cuda.synchronize if DEVICE == "cuda" else (lambda: None)
+        sync()
+        activity = ProfilerActivity.CUDA if DEVICE == "cuda" else ProfilerActivity.CPU
+        with profile(activities=[activity]) as prof:
+            step(*batches[2], True)
+            sync()
+    timed = [(e.key, e.count, self_time_us(e)) for e in prof.key_averages()]
+    timed = sorted((t for t in timed if t[2] > 0), key=lambda t: -t[2])
+    total = sum(t[2] for t in timed)
+    kinds: dict[str, float] = {}
+    for name, _, us in timed:
+        kind = kernel_kind(name)
+        kinds[kind] = kinds.get(kind, 0.0) + us
+    return {"benchmark": benchmark, "channels_last": channels_last, "kernel_ms_per_step": total / 1000,
+            "kernels": sum(t[1] for t in timed),
+            "by_kind_ms": {k: round(v / 1000, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "top": [{"kernel": n[:110], "calls": c, "ms": round(us / 1000, 3), "share": round(us / total, 3)}
+                    for n, c, us in timed[:top]]}
+
+
+def self_time_us(event) -> float:
+    """Device time of a kernel (CPU time in --dry-run), whichever name this torch gives it."""
+    names = ("self_device_time_total", "self_cuda_time_total") if DEVICE == "cuda" else ("self_cpu_time_total",)
+    for name in names:
+        value = getattr(event, name, None)
+        if value:
+            return float(value)
+    return 0.0
+
+
+def study_overrides(variants: dict) -> tuple[list[str], str]:
+    base, bench = variants.get("base", {}), variants.get("benchmark", {})
+    if "ms_per_replica_step" not in base or "ms_per_replica_step" not in bench:
+        return [], "not measured (base or benchmark missing)"
+    ratio = bench["ms_per_replica_step"] / base["ms_per_replica_step"]
+    if DEVICE == "cuda" and not (bench["graph_used"] and base["graph_used"]) or bench["capture_failed"]:
+        return [], f"benchmark at {ratio:.2f}x base, but the CUDA graph did not run in both"
+    if ratio <= GAIN:
+        return [BENCHMARK], f"benchmark at {ratio:.2f}x base (<= {GAIN}): the study chunk uses it"
+    return [], f"benchmark at {ratio:.2f}x base (> {GAIN}): the study keeps cuDNN's heuristics"
+
+
+def left() -> float:
+    return BUDGET_S - (time.perf_counter() - STARTED)
+
+
+def measure(doc: dict, section: str, name: str, fn, *args) -> None:
+    t0 = time.perf_counter()
+    try:
+        if left() < 15:
+            raise Timeout("skipped: out of budget")
+        doc[section][name] = with_timeout(left(), fn, *args)
+    except (Exception, Timeout) as exc:  # reported; the next measurement still runs
+        if not isinstance(exc, Timeout):
+            traceback.print_exc()
+        doc[section][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
+    doc["study_overrides"], doc["study_reason"] = study_overrides(doc["variants"])
+    doc["seconds"] = round(time.perf_counter() - STARTED, 1)
+    print(f"[{doc['seconds']:6.1f}s] {section} {name} ({time.perf_counter() - t0:.1f}s): {doc[section][name]}",
+          flush=True)
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, "pack_probe.json"), "w") as f:
+            json.dump(doc, f, indent=2, default=str)
+
+
+def fmt(x, spec=".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def text(doc: dict) -> str:
+    base = doc["variants"].get("base", {}).get("ms_per_replica_step")
+    rows = []
+    for name, v in doc["variants"].items():
+        ms = v.get("ms_per_replica_step")
+        rows.append([name, fmt(ms), f"{ms / base:.2f}x" if ms and base else "-", fmt(v.get("peak_mem_mb"), ".0f"),
+                     v.get("error") or f"graph {'used' if v['graph_used'] else 'NOT used'}"
+                     + (f", capture failed: {v['capture_failed'][:60]}" if v.get("capture_failed") else "")
+                     + f", cudnn_benchmark {v['cudnn_benchmark']}, {v['precision']}"])
+    lines = ["", f"packed probe - {doc['device']} - {doc['date']} - resnet k={K}, {REPLICAS} replicas, "
+             f"{STEPS} steps a trial - {doc['seconds']:.0f} s in all",
+             common.table(rows, ["setting", "ms per replica-step", "vs base", "peak MiB", "note"])]
+    for name, p in doc["profiles"].items():
+        if "error" in p:
+            lines.append(f"profile {name}: {p['error']}")
+            continue
+        lines.append(f"profile {name}: {p['kernel_ms_per_step']:.1f} ms of kernels in one eager step "
+                     f"({p['kernels']} kernels; {p['kernel_ms_per_step'] / REPLICAS:.1f} ms per replica); by kind: "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in p["by_kind_ms"].items()))
+        lines += [f"  {t['ms']:8.2f} ms {t['share']:6.1%} x{t['calls']:<6d} {t['kernel']}" for t in p["top"]]
+    lines.append(f"study: {doc['study_reason']}; overrides {doc['study_overrides']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if not DRY and not torch.cuda.is_available():
+        sys.exit("packed_probe.py needs a CUDA GPU (or --dry-run on the CPU)")
+    doc = {"device": common.describe_device(), "date": common.utc_now(), "k": K, "replicas": REPLICAS,
+           "steps": STEPS, "variants": {}, "profiles": {}}
+    print(f"packed probe: {doc['device']}, resnet k={K} x {REPLICAS}, budget {BUDGET_S:.0f} s", flush=True)
+    for i, (name, overrides, channels_last, _) in enumerate(VARIANTS[:4]):
+        measure(doc, "variants", name, timed_trial, overrides, channels_last, i == 0)
+    measure(doc, "profiles", "base", kernel_profile, False, False)
+    name, overrides, channels_last, _ = VARIANTS[4]
+    measure(doc, "variants", name, timed_trial, overrides, channels_last, False)
+    neutral = {n: doc["variants"][n].get("ms_per_replica_step") for n, _, _, same in VARIANTS if same}
+    fastest = min((n for n in neutral if neutral[n]), key=lambda n: neutral[n], default="base")
+    if fastest != "base":
+        measure(doc, "profiles", fastest, kernel_profile, "benchmark" in fastest, "channels_last" in fastest)
+    print(text(doc), flush=True)
+
+
+if __name__ == "__main__":
+    main()
