@@ -1,6 +1,6 @@
 """The sweep behind ``hydra/sweeper=bisect``, free of Hydra: trials and jobs (``trials``), the
-sweep directory (``records``), the loop (``driver``), the cost model (``cost``), the dry-run
-plan (``plan``) and the one-sweep-per-directory lock (``lock``)."""
+sweep directory (``records``), the loop (``driver``), the time budget (``budget``), the cost
+model (``cost``), the dry-run plan (``plan``) and the one-sweep-per-directory lock (``lock``)."""
 from .cost import CostModel
 from .driver import Backend, Combo, Composed, Options, Sweep, SweepError
 from .plan import Plan, plan

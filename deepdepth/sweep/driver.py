@@ -1,5 +1,6 @@
 """The sweep loop, free of Hydra: one search per combination, rounds of packed jobs, retries,
-resume, trials shared between combinations that train the same function, a time budget.
+resume, trials shared between combinations that train the same function, a time budget
+(what fits it: ``budget``).
 
 Each round gathers the open probes of every unfinished search, reads back trials already in
 the sweep dir, trains each missing (trial key, depth, seed) once, retries failures, feeds the
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
+from .budget import TimeBudget, split
 from .cost import CostModel, device_name, duration
 from .records import Finished, write_outputs
 from .trials import INIT, RUNTIME, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
@@ -217,15 +219,8 @@ class Sweep:
                    inits=[self.combos[ci].info.init for ci in combos] if several else None)
 
     def _split(self, job: Job) -> list[Job]:
-        """A job too long for the whole time budget, in smaller ones: a mixed-depth pack by depth
-        (the shallow ones then cost their own depth), else its replicas halved; [] for one replica."""
-        pack = sorted((k, ci, s) for ci, k, s in job.replicas)
-        if len(pack) == 1:
-            return []
-        depths = sorted({k for k, _, _ in pack})
-        parts = ([[m for m in pack if m[0] == k] for k in depths] if len(depths) > 1
-                 else [pack[:len(pack) // 2], pack[len(pack) // 2:]])
-        return [self._job(part, job.steps) for part in parts]
+        """A job too long for the whole budget in smaller ones (``budget.split``), built as ``_job`` does."""
+        return split(job, self._job)
 
     def _fitting(self, ci: int, packs: list[list[tuple]]) -> list[list[tuple]]:
         """Packs halved until each fits the device's memory (``Options.fits``); one replica always runs
@@ -240,56 +235,14 @@ class Sweep:
                 packs[:0] = [pack[:half], pack[half:]]
         return out
 
-    def job_seconds(self, job: Job) -> float:
-        return self.cost.job_seconds(job.k, len(job.seeds), job.steps, self.combos[job.combo].info.model)
-
     def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict) -> None:
-        """Launch as many jobs at a time as run at once, each launch judged by the cost model
-        rescaled by the jobs before it. A job predicted to end past the budget waits for the next
-        run while later, shorter ones still go; one longer than the whole budget is split first,
-        so no job is too long for every run (a resumed study never sticks on one)."""
-        budget, at_once = self.options.time_budget, max(1, self.backend.parallelism)
-        queue, waiting, launched = list(jobs), [], 0
-        while queue:
-            batch, ends = [], self.clock() - self.started
-            while queue and len(batch) < at_once:
-                job = queue.pop(0)
-                seconds = self.job_seconds(job)
-                pieces = self._split(job) if seconds > budget and self._one_fits(job) else []
-                if pieces:
-                    queue[:0] = pieces
-                elif ends + seconds / at_once <= budget:
-                    batch.append(job)
-                    ends += seconds / at_once
-                else:
-                    waiting.append((job, seconds))
-            self._launch(batch, attempt, got)
-            launched += len(batch)
+        """Launch what fits the rest of the time budget (``budget.TimeBudget``); the rest waits."""
+        budget = TimeBudget(self.options.time_budget, self.cost, [c.info.model for c in self.combos], self._split)
+        waiting, launched = budget.launch(jobs, max(1, self.backend.parallelism), lambda: self.clock() - self.started,
+                                          lambda batch: self._launch(batch, attempt, got))
         if waiting:
             self.out_of_time = True
-            self._say_waiting(waiting, launched)
-
-    def _one_fits(self, job: Job) -> bool:
-        """Does one replica at the job's shallowest depth fit the whole budget (else no split helps)?"""
-        shallow = min(k for _, k, _ in job.replicas)
-        model = self.combos[job.combo].info.model
-        return self.cost.job_seconds(shallow, 1, job.steps, model) <= self.options.time_budget
-
-    def _say_waiting(self, waiting: list[tuple[Job, float]], launched: int) -> None:
-        budget = self.options.time_budget
-        never = [(job, seconds) for job, seconds in waiting if seconds > budget]  # even one trial is too long
-        if never:
-            names = sorted({f"{self.combos[j.combo].info.model} k={j.k}" for j, _ in never})
-            self.say("bisect: %d jobs cannot run under the time budget of %s, not even one trial of each (%s); "
-                     "raise hydra.sweeper.time_budget", len(never), duration(budget),
-                     ", ".join(names[:4]) + (", ..." if len(names) > 4 else ""))
-        if not launched and not self.jobs_done:
-            self.say("bisect: the time budget of %s is smaller than one job (est. %s): nothing launched; "
-                     "raise hydra.sweeper.time_budget", duration(budget), duration(min(s for _, s in waiting)))
-        else:
-            self.say("bisect: time budget of %s reached (%s elapsed; %d jobs of this round left); "
-                     "rerun the same command to resume", duration(budget), duration(self.clock() - self.started),
-                     len(waiting))
+            budget.say_waiting(waiting, launched, self.jobs_done, self.clock() - self.started, self.say)
 
     def _launch(self, jobs: list[Job], attempt: int, got: dict) -> None:
         if not jobs:
