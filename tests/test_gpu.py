@@ -28,6 +28,7 @@ from deepdepth.data import ShuffledBatches, load_mnist
 from deepdepth.models import build_model
 from deepdepth.module import DepthClassifier, sgd
 from deepdepth.step import TrainStep
+from deepdepth.testing import BreakCapture, breaks_capture
 from deepdepth.train import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -109,15 +110,6 @@ def test_result_json_names_the_cuda_device_and_the_graph_use(mnist_root, tmp_pat
 
 
 # ----------------------------------------------------------------------------- (c) a failed capture
-def breaks_capture(loss_fn):
-    """The loss with a host read in it: harmless eagerly, not allowed while a graph is captured."""
-    def wrapped(x, y):
-        logits, losses = loss_fn(x, y)
-        losses.sum().item()
-        return logits, losses
-    return wrapped
-
-
 def test_failed_capture_is_reported_and_training_goes_on_eagerly(mnist_root, caplog):
     epochs = case_epochs("packed_replicas", mnist_root)
     with caplog.at_level(logging.WARNING, logger="deepdepth.step"):
@@ -129,12 +121,6 @@ def test_failed_capture_is_reported_and_training_goes_on_eagerly(mnist_root, cap
 
 
 def test_failed_capture_is_in_the_trial_record(mnist_root, tmp_path):
-    import lightning as L
-
-    class BreakCapture(L.Callback):
-        def on_fit_start(self, trainer, pl_module):
-            pl_module.replica_losses = breaks_capture(pl_module.replica_losses)
-
     cfg = compose_config("model=resnet", "k=6", "replicas=2", "data.batch_size=64", *tiny(mnist_root))
     result = train(cfg, tmp_path, callbacks=[BreakCapture()], interactive=False)
     assert result["cuda_graph"]["failed"] and not result["cuda_graph"]["used"], result["cuda_graph"]
