@@ -102,6 +102,12 @@ def claim_gpu(count: int, folder: str | os.PathLike | None = None, poll: float =
         time.sleep(poll)
 
 
+def cudnn_benchmark() -> bool:
+    """Whether cuDNN times its algorithms (Lightning's trainer.benchmark sets it). Read here for
+    train.py, whose functions launchers pickle by value (see backend_flags)."""
+    return torch.backends.cudnn.benchmark
+
+
 @contextlib.contextmanager
 def backend_flags(precision: str):
     """The trial's torch backend flags, put back after it. ``fp32``: float32 convolutions and

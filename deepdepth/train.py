@@ -32,7 +32,7 @@ from .callbacks import Trainability
 from .components import build_callbacks, build_loggers
 from .config import ConfigError, validate
 from .data import DataError, MNISTDataModule
-from .devices import backend_flags, claim_gpu, device_label, gpu_names
+from .devices import backend_flags, claim_gpu, cudnn_benchmark, device_label, gpu_names
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .module import DepthClassifier
@@ -105,7 +105,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         L.seed_everything(cfg.seed, verbose=False)
         trainer = L.Trainer(**trainer_kw, callbacks=own + build_callbacks(cfg) + list(callbacks),
                             logger=build_loggers(cfg, output_dir) or False)
-        cudnn_benchmark = torch.backends.cudnn.benchmark  # as the Trainer left it (trainer.benchmark)
+        searched = cudnn_benchmark()  # as the Trainer left it (trainer.benchmark)
         try:
             trainer.fit(module, datamodule=data)
         finally:
@@ -122,7 +122,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
         "device_name": device_label(module.trained_on),
-        "precision": precision, "cudnn_benchmark": cudnn_benchmark, "cuda_graph": module.cuda_graph,
+        "precision": precision, "cudnn_benchmark": searched, "cuda_graph": module.cuda_graph,
         "compile": module.compiled,  # the CPU's whole-step torch.compile: used, reason, compile_seconds, failed
         "versions": {"deepdepth": __version__, "torch": torch.__version__, "lightning": L.__version__,
                      "python": platform.python_version()},
