@@ -17,7 +17,7 @@ from typing import Callable, Optional, Protocol
 
 from .budget import TimeBudget, split
 from .cost import CostModel, device_name, duration
-from .records import Finished, write_outputs
+from .records import Finished, frontier_row, write_outputs
 from .trials import INIT, RUNTIME, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
 
 log = logging.getLogger("deepdepth.sweep")
@@ -307,21 +307,7 @@ class Sweep:
 
     # ---- outputs -------------------------------------------------------------------------------
     def frontier(self) -> list[dict]:
-        rows = []
-        for c in self.combos:
-            s, mine = c.search, [t for t in self.history if t.combo == c.index]
-            rows.append({
-                "combo": c.index, "params": c.params, "model": c.info.model, "lr": c.info.lr,
-                "protocol": c.info.protocol, "k_star": s.k_star, "confirmed": s.confirmed,
-                "censored": s.censored, "hit_upper": s.censored, "done": s.done, "search": search_name(s),
-                "hint": getattr(s, "hint", None), "trials": sum(t.status != "failed" for t in mine),
-                "failed_trials": sum(t.status == "failed" for t in mine),
-                "shared_trials": sum(t.status == "shared" for t in mine), "rounds": s.rounds,
-                "probes": len(s.history), "seconds": c.seconds, "nonmonotone": s.nonmonotone,
-                "crashed": sorted(getattr(s, "crashed", ())), "lower": s.lower, "upper": s.upper,
-                "step": s.step, "rule": s.rule, "seeds": len(s.seeds), "probe_history": s.history,
-                **refinement(s)})
-        return rows
+        return [frontier_row(c, [t for t in self.history if t.combo == c.index]) for c in self.combos]
 
     def write(self) -> None:
         if not self.options.write:
@@ -336,19 +322,3 @@ def replica_record(records: list, i: int, k: int, seed: int, job_k) -> Optional[
     """Replica i's trial in a result's list (in replica order), checked by its depth and seed."""
     t = records[i] if i < len(records) and isinstance(records[i], dict) else {}
     return t if (t.get("k", job_k), t.get("seed")) == (k, seed) else None
-
-
-def search_name(search) -> str:
-    base = getattr(search, "base", None)
-    return f"{type(search).__name__}({type(base).__name__})" if base is not None else type(search).__name__
-
-
-def refinement(search) -> dict:
-    """A refinement phase's result for the frontier: k50's interval and the seeds it took."""
-    if not hasattr(search, "interval"):
-        return {}
-    iv = search.interval
-    return {"refine": {"width": search.width, "level": search.level, "reached": search.reached,
-                       "stopped": search.stopped, "k50": iv.k50 if iv else None,
-                       "low": iv.low if iv else None, "high": iv.high if iv else None,
-                       "seeds_at": {str(k): n for k, n in sorted(search.seeds_at.items())}}}

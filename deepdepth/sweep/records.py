@@ -1,6 +1,6 @@
-"""The sweep directory: finished trials read back for a resume, and the study's files written
-atomically (frontier.json, frontier.csv, history.csv), so a killed sweep loses only its trials
-in flight. Plain json/yaml/csv: no Hydra."""
+"""The sweep directory: finished trials read back for a resume, and the study's files (a
+combination's frontier row, frontier.json, frontier.csv, history.csv) written atomically, so a
+killed sweep loses only its trials in flight. Plain json/yaml/csv: no Hydra."""
 from __future__ import annotations
 
 import csv
@@ -114,3 +114,36 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 __all__ = ["Finished", "OWNED", "atomic_write", "flat", "override_key", "scan", "write_csv", "write_outputs"]
+
+
+def frontier_row(c, mine: list) -> dict:
+    """frontier.json's record of one combination (a driver ``Combo``): its search's state and
+    its trials (``mine``: the combination's ``Trial`` records)."""
+    s = c.search
+    return {
+        "combo": c.index, "params": c.params, "model": c.info.model, "lr": c.info.lr,
+        "protocol": c.info.protocol, "k_star": s.k_star, "confirmed": s.confirmed,
+        "censored": s.censored, "hit_upper": s.censored, "done": s.done, "search": search_name(s),
+        "hint": getattr(s, "hint", None), "trials": sum(t.status != "failed" for t in mine),
+        "failed_trials": sum(t.status == "failed" for t in mine),
+        "shared_trials": sum(t.status == "shared" for t in mine), "rounds": s.rounds,
+        "probes": len(s.history), "seconds": c.seconds, "nonmonotone": s.nonmonotone,
+        "crashed": sorted(getattr(s, "crashed", ())), "lower": s.lower, "upper": s.upper,
+        "step": s.step, "rule": s.rule, "seeds": len(s.seeds), "probe_history": s.history,
+        **refinement(s)}
+
+
+def search_name(search) -> str:
+    base = getattr(search, "base", None)
+    return f"{type(search).__name__}({type(base).__name__})" if base is not None else type(search).__name__
+
+
+def refinement(search) -> dict:
+    """A refinement phase's result for the frontier: k50's interval and the seeds it took."""
+    if not hasattr(search, "interval"):
+        return {}
+    iv = search.interval
+    return {"refine": {"width": search.width, "level": search.level, "reached": search.reached,
+                       "stopped": search.stopped, "k50": iv.k50 if iv else None,
+                       "low": iv.low if iv else None, "high": iv.high if iv else None,
+                       "seeds_at": {str(k): n for k, n in sorted(search.seeds_at.items())}}}
