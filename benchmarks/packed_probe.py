@@ -120,9 +120,11 @@ def kernel_profile(benchmark: bool, channels_last: bool, top: int = 12) -> dict:
         with profile(activities=[activity]) as prof:
             step(*batches[2], True)
             sync()
-    timed = [(e.key, e.count, self_time_us(e)) for e in prof.key_averages()]
+    timed = [(e.key, e.count, self_time_us(e)) for e in prof.key_averages() if is_kernel(e)]
     timed = sorted((t for t in timed if t[2] > 0), key=lambda t: -t[2])
     total = sum(t[2] for t in timed)
+    if not total:
+        raise RuntimeError("the profiler recorded no kernel times (CUPTI unavailable?)")
     kinds: dict[str, float] = {}
     for name, _, us in timed:
         kind = kernel_kind(name)
@@ -132,6 +134,11 @@ def kernel_profile(benchmark: bool, channels_last: bool, top: int = 12) -> dict:
             "by_kind_ms": {k: round(v / 1000, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
             "top": [{"kernel": n[:110], "calls": c, "ms": round(us / 1000, 3), "share": round(us / total, 3)}
                     for n, c, us in timed[:top]]}
+
+
+def is_kernel(event) -> bool:
+    """On a GPU only the kernels count (an op's own device time would count them twice)."""
+    return DEVICE != "cuda" or str(getattr(event, "device_type", "")).endswith("CUDA")
 
 
 def self_time_us(event) -> float:
