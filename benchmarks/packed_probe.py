@@ -8,7 +8,7 @@ that pack under each setting, in one process, one after the other:
 
   base                     what the study runs: precision=fp32, cuDNN's heuristic algorithms, NCHW
   benchmark                +trainer.benchmark=true: cuDNN times its algorithms and keeps the fastest
-  channels_last            NHWC activations and weights (the CPU path's layout; not a package option yet)
+  channels_last            memory_format=channels_last: NHWC activations and weights (the CPU path's layout)
   tf32                     precision=tf32: another arithmetic, for the record (the study stays fp32)
   channels_last+benchmark  both
 
@@ -16,9 +16,9 @@ Each is a trial of STEPS batches (and one test batch); its steady per-step time 
 the first 5 steps (warm-up, cuDNN's search, CUDA-graph capture). Then one eager step of base
 (and of the fastest neutral setting) under torch.profiler: GPU time per step by kernel.
 benchmark and channels_last keep float32 arithmetic (sums in another order, as between two GPUs),
-so the study may use them: ``study_overrides`` in the JSON is ``["+trainer.benchmark=true"]``
-when benchmark is at least 15% faster than base with the CUDA graph working (gpu_check.sh passes
-it to the study chunk; a 10-step timing varies by a few per cent, 15% is well outside that).
+so the study may use them: ``study_overrides`` in the JSON are the overrides of the fastest of
+them when it is at least 15% faster than base with the CUDA graph working in both (gpu_check.sh
+passes them to the study chunk; a 10-step timing varies by a few per cent, 15% is well outside).
 
     python benchmarks/packed_probe.py             # on a GPU: about 90 s on an H200
     python benchmarks/packed_probe.py --dry-run   # the same code on the CPU, tiny
@@ -47,39 +47,26 @@ K, REPLICAS, STEPS = (6, 4, 8) if DRY else (447, 16, 15)
 BUDGET_S = float(os.environ.get("PACK_PROBE_BUDGET_S", 110))
 GAIN = 0.85  # benchmark is adopted for the study at <= 85% of base's time per step
 STARTED = time.perf_counter()
-BENCHMARK = "+trainer.benchmark=true"
-# name, overrides, channels-last, the same float32 arithmetic as the study
-VARIANTS = [
-    ("base", [], False, True),
-    ("benchmark", [BENCHMARK], False, True),
-    ("channels_last", [], True, True),
-    ("tf32", ["precision=tf32"], False, False),
-    ("channels_last+benchmark", [BENCHMARK], True, True),
-]
+BENCHMARK, CHANNELS_LAST = "+trainer.benchmark=true", "memory_format=channels_last"
+# name, overrides, the same float32 arithmetic as the study (the study may use it)
+VARIANTS = {
+    "base": ([], True),
+    "benchmark": ([BENCHMARK], True),
+    "channels_last": ([CHANNELS_LAST], True),
+    "tf32": (["precision=tf32"], False),
+    "channels_last+benchmark": ([CHANNELS_LAST, BENCHMARK], True),
+}
 
 
-def channels_last_callback():
-    """NHWC for the trial: set after the module's own choice (NCHW on a GPU, on_fit_start),
-    before its step is built (the module's on_train_start runs after the callbacks')."""
-    import lightning as L
-
-    class ChannelsLast(L.Callback):
-        def on_train_start(self, trainer, pl_module):
-            pl_module.channels_last = True
-            pl_module.net.to(memory_format=torch.channels_last)  # in place: the optimizer keeps them
-
-    return ChannelsLast()
-
-
-def timed_trial(overrides: list[str], channels_last: bool, cold: bool) -> dict:
+def timed_trial(overrides: list[str], cold: bool) -> dict:
     run = common.package_trial("resnet", K, 1, REPLICAS, cold=cold,
-                               overrides=[f"data.train_samples={STEPS * 256}", "data.test_samples=256", *overrides],
-                               callbacks=[channels_last_callback()] if channels_last else [])
+                               overrides=[f"data.train_samples={STEPS * 256}", "data.test_samples=256", *overrides])
     t, graph = run["timing"], run.get("cuda_graph") or {}
     return {"ms_per_replica_step": 1000 * t["step_s"] / REPLICAS, "step_ms": 1000 * t["step_s"],
             "first_steps_s": t.get("first_steps_s"), "wall_s": run["wall_s"], "peak_mem_mb": run["peak_mem_mb"],
             "graph_used": bool(graph.get("used")), "capture_failed": graph.get("failed"),
-            "cudnn_benchmark": run.get("cudnn_benchmark"), "precision": run.get("precision")}
+            "cudnn_benchmark": run.get("cudnn_benchmark"), "memory_format": run.get("memory_format"),
+            "precision": run.get("precision")}
 
 
 def kernel_kind(name: str) -> str:
@@ -106,10 +93,9 @@ def kernel_profile(benchmark: bool, channels_last: bool, top: int = 12) -> dict:
     x_all, y_all = train_x[:256 * 3].to(DEVICE), train_y[:256 * 3].to(DEVICE)
     with backend_flags("fp32"):
         torch.backends.cudnn.benchmark = benchmark
-        module = DepthClassifier(build_model("resnet", K, seeds=seeds).to(DEVICE), optim=sgd(lr=0.01))
-        if channels_last:
-            module.channels_last = True
-            module.net.to(memory_format=torch.channels_last)
+        module = DepthClassifier(build_model("resnet", K, seeds=seeds).to(DEVICE), optim=sgd(lr=0.01),
+                                 memory_format="channels_last" if channels_last else "contiguous")
+        module.on_fit_start()  # the layout, as in a trial
         step = TrainStep(module.replica_losses, module.configure_optimizers(), False)
         batches = list(ShuffledBatches(x_all, y_all, 256, seeds, shuffle=True))
         for x, y in batches[:2]:
@@ -152,15 +138,20 @@ def self_time_us(event) -> float:
 
 
 def study_overrides(variants: dict) -> tuple[list[str], str]:
-    base, bench = variants.get("base", {}), variants.get("benchmark", {})
-    if "ms_per_replica_step" not in base or "ms_per_replica_step" not in bench:
-        return [], "not measured (base or benchmark missing)"
-    ratio = bench["ms_per_replica_step"] / base["ms_per_replica_step"]
-    if DEVICE == "cuda" and not (bench["graph_used"] and base["graph_used"]) or bench["capture_failed"]:
-        return [], f"benchmark at {ratio:.2f}x base, but the CUDA graph did not run in both"
+    """The fastest setting of the study's own arithmetic, if clearly faster than base with the
+    CUDA graph working in both: its overrides, and why."""
+    base = variants.get("base", {})
+    timed = {n: v for n, v in variants.items()
+             if n != "base" and VARIANTS.get(n, ([], False))[1] and "ms_per_replica_step" in v}
+    if "ms_per_replica_step" not in base or not timed:
+        return [], "not measured (base or every other setting of the study's arithmetic missing)"
+    name = min(timed, key=lambda n: timed[n]["ms_per_replica_step"])
+    best, ratio = timed[name], timed[name]["ms_per_replica_step"] / base["ms_per_replica_step"]
+    if DEVICE == "cuda" and not (best["graph_used"] and base["graph_used"]) or best["capture_failed"]:
+        return [], f"{name} at {ratio:.2f}x base, but the CUDA graph did not run in both"
     if ratio <= GAIN:
-        return [BENCHMARK], f"benchmark at {ratio:.2f}x base (<= {GAIN}): the study chunk uses it"
-    return [], f"benchmark at {ratio:.2f}x base (> {GAIN}): the study keeps cuDNN's heuristics"
+        return VARIANTS[name][0], f"{name} at {ratio:.2f}x base (<= {GAIN}): the study chunk uses it"
+    return [], f"{name} at {ratio:.2f}x base (> {GAIN}): the study keeps its settings"
 
 
 def left() -> float:
@@ -201,7 +192,7 @@ def text(doc: dict) -> str:
         rows.append([name, fmt(ms), f"{ms / base:.2f}x" if ms and base else "-", fmt(v.get("peak_mem_mb"), ".0f"),
                      v.get("error") or f"graph {'used' if v['graph_used'] else 'NOT used'}"
                      + (f", capture failed: {v['capture_failed'][:60]}" if v.get("capture_failed") else "")
-                     + f", cudnn_benchmark {v['cudnn_benchmark']}, {v['precision']}"])
+                     + f", cudnn_benchmark {v['cudnn_benchmark']}, {v['memory_format']}, {v['precision']}"])
     lines = ["", f"packed probe - {doc['device']} - {doc['date']} - resnet k={K}, {REPLICAS} replicas, "
              f"{STEPS} steps a trial - {doc['seconds']:.0f} s in all",
              common.table(rows, ["setting", "ms per replica-step", "vs base", "peak MiB", "note"])]
@@ -223,15 +214,14 @@ def main() -> None:
     doc = {"device": common.describe_device(), "date": common.utc_now(), "k": K, "replicas": REPLICAS,
            "steps": STEPS, "variants": {}, "profiles": {}}
     print(f"packed probe: {doc['device']}, resnet k={K} x {REPLICAS}, budget {BUDGET_S:.0f} s", flush=True)
-    for i, (name, overrides, channels_last, _) in enumerate(VARIANTS[:4]):
-        measure(doc, "variants", name, timed_trial, overrides, channels_last, i == 0)
+    names = list(VARIANTS)
+    for i, name in enumerate(names[:4]):
+        measure(doc, "variants", name, timed_trial, VARIANTS[name][0], i == 0)
     measure(doc, "profiles", "base", kernel_profile, False, False)
-    name, overrides, channels_last, _ = VARIANTS[4]
-    measure(doc, "variants", name, timed_trial, overrides, channels_last, False)
-    neutral = {n: doc["variants"][n].get("ms_per_replica_step") for n, _, _, same in VARIANTS if same}
-    fastest = min((n for n in neutral if neutral[n]), key=lambda n: neutral[n], default="base")
-    if fastest != "base":
-        measure(doc, "profiles", fastest, kernel_profile, "benchmark" in fastest, "channels_last" in fastest)
+    measure(doc, "variants", names[4], timed_trial, VARIANTS[names[4]][0], False)
+    chosen = doc["study_overrides"]
+    if chosen:  # the setting the study chunk takes, profiled too
+        measure(doc, "profiles", "+".join(chosen), kernel_profile, BENCHMARK in chosen, CHANNELS_LAST in chosen)
     print(text(doc), flush=True)
 
 

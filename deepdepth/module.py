@@ -14,6 +14,7 @@ from .step import CompilePlan, TrainStep
 
 PROTOCOLS = ("correct", "original")
 FAST = ("auto", True, False, "compile")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 def sgd(lr: float = 0.01, momentum: float = 0.9) -> dict:
@@ -53,14 +54,17 @@ class DepthClassifier(L.LightningModule):
     CUDA is available; False is the plain eager step in the default layout; "compile" forces
     the whole-step compile on the CPU, and on a GPU compiles every block with ``torch.compile``
     (``compile_backend``) before the graph is captured (experimental: compile time counts
-    against the trial). Every setting trains the same function, to float rounding.
+    against the trial). ``memory_format``: "auto" is ``fast``'s choice above (the standard
+    layout on a GPU); "channels_last" or "contiguous" sets the layout whatever ``fast`` is (on a
+    GPU cuDNN picks other kernels for each: ``benchmarks/packed_probe.py`` times both). Every
+    setting trains the same function, to float rounding.
 
     Each step is reported to Lightning as one optimizer step, so ``global_step``, ``max_steps``,
     checkpointing and the loggers' step axes count steps as for any Lightning module.
     """
 
     def __init__(self, net: DepthNet, optim: Mapping | None = None, protocol: str = "correct",
-                 fast: bool | str = "auto", compile_backend: str = "inductor"):
+                 fast: bool | str = "auto", compile_backend: str = "inductor", memory_format: str = "auto"):
         super().__init__()
         optim = dict(optim if optim is not None else sgd())
         if "lr" in optim and not optim["lr"] > 0:
@@ -69,9 +73,12 @@ class DepthClassifier(L.LightningModule):
             raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
         if not (fast is True or fast is False or fast in ("auto", "compile")):
             raise ValueError(f"fast must be one of {FAST}, got {fast!r}")
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
         self.save_hyperparameters({"k": net.k, "seeds": list(net.seeds), "optim": optim, "protocol": protocol,
-                                   "fast": fast, "compile_backend": compile_backend})
+                                   "fast": fast, "compile_backend": compile_backend, "memory_format": memory_format})
         self.net, self.optim, self.protocol, self.fast, self.compile_backend = net, optim, protocol, fast, compile_backend
+        self.memory_format = memory_format
         self.automatic_optimization = False
         self.train_error = ReplicaError(net.replicas)
         self.test_error = ReplicaError(net.replicas)
@@ -106,8 +113,11 @@ class DepthClassifier(L.LightningModule):
         # so channels-last unless a single replica has BatchNorm (benchmarks/RESULTS.md).
         # Parameters are converted in place, so the optimizer keeps them.
         self.has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.net.modules())
-        self.channels_last = (self.fast is not False and self.device.type == "cpu"
-                              and (self.net.replicas > 1 or not self.has_norm))
+        if self.memory_format == "auto":
+            self.channels_last = (self.fast is not False and self.device.type == "cpu"
+                                  and (self.net.replicas > 1 or not self.has_norm))
+        else:
+            self.channels_last = self.memory_format == "channels_last"
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
 

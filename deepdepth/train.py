@@ -73,7 +73,7 @@ def build(cfg: DictConfig) -> tuple[MNISTDataModule, DepthClassifier]:
     data = MNISTDataModule(**data_kw, seeds=seeds)
     data.save_hyperparameters({**data_kw, "seeds": seeds})  # hparams.yaml, beside the module's
     module = DepthClassifier(net, optim=OmegaConf.to_container(cfg.optim, resolve=True),
-                             protocol=cfg.protocol, fast=cfg.fast)
+                             protocol=cfg.protocol, fast=cfg.fast, memory_format=cfg.get("memory_format", "auto"))
     return data, module
 
 
@@ -122,7 +122,8 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
         "device_name": device_label(module.trained_on),
-        "precision": precision, "cudnn_benchmark": searched, "cuda_graph": module.cuda_graph,
+        "precision": precision, "cudnn_benchmark": searched,
+        "memory_format": "channels_last" if module.channels_last else "contiguous", "cuda_graph": module.cuda_graph,
         "compile": module.compiled,  # the CPU's whole-step torch.compile: used, reason, compile_seconds, failed
         "versions": {"deepdepth": __version__, "torch": torch.__version__, "lightning": L.__version__,
                      "python": platform.python_version()},

@@ -7,6 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 from .components import entries, missing_extra
 from .config import ConfigError
 from .models.init import check_init
+from .module import MEMORY_FORMATS
 
 PRECISIONS = ("fp32", "tf32")
 LIGHTNING_FP32 = (None, 32, "32", "32-true")
@@ -23,6 +24,9 @@ def _checks(cfg: DictConfig):
     precision = cfg.get("precision", "fp32")
     yield (precision in PRECISIONS, f"precision={precision!r} is unknown; choose fp32 (the original study's "
                                     "arithmetic, the default) or tf32 (TensorFloat-32 convolutions and matmuls on a GPU)")
+    layout = cfg.get("memory_format", "auto")
+    yield (layout in MEMORY_FORMATS, f"memory_format={layout!r} is unknown; choose auto (fast's choice: channels-last "
+                                     "on the CPU, the standard layout on a GPU), channels_last or contiguous")
     jobs = cfg.get("gpu_jobs_per_device", 1)
     yield (jobs is None or (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1),
            f"gpu_jobs_per_device must be a positive integer or null (no limit), got {jobs!r}")

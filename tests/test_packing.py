@@ -337,3 +337,19 @@ def test_divergence_checks_wait_for_the_gpu_in_order():
     assert cb.diverged_at == [1, 0, None] and len(cb._pending) == 1 and not trainer.should_stop
     cb._check_pending(trainer)  # end of epoch: wait for all
     assert cb.diverged_at == [1, 0, 1] and not cb._pending and trainer.should_stop
+
+
+@pytest.mark.parametrize("name, replicas, fast, memory_format, channels_last", [
+    ("resnet", 1, "auto", "channels_last", True), ("resnet", 2, "auto", "contiguous", False),
+    ("cnn_tanh_newinit", 1, False, "channels_last", True), ("resnet", 2, "auto", "auto", True)])
+def test_memory_format_overrides_the_fast_paths_choice(name, replicas, fast, memory_format, channels_last):
+    """memory_format=channels_last|contiguous sets the layout whatever fast's rule would pick."""
+    module = DepthClassifier(build_model(name, 6, seeds=list(range(replicas))), optim=sgd(lr=0.05), fast=fast,
+                             memory_format=memory_format)
+    module.on_fit_start()
+    weights = [m.weight for m in module.net.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1]
+    assert module.channels_last is channels_last
+    assert all(w.is_contiguous(memory_format=torch.channels_last) is channels_last for w in weights)
+    assert weights and module._layout(torch.zeros(2, 3, 28, 28)).is_contiguous(memory_format=torch.channels_last) \
+        is channels_last
+

@@ -16,7 +16,7 @@ from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
                "trainable", "diverged", "seconds", "params", "device", "device_name", "versions", "trials", "seeds",
-               "precision", "cudnn_benchmark", "cuda_graph", "optimizer_steps", "complete", "debug"}
+               "precision", "cudnn_benchmark", "memory_format", "cuda_graph", "optimizer_steps", "complete", "debug"}
 
 
 def compose_cfg(*overrides: str):
@@ -38,7 +38,7 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     assert result["trainable"] == (result["test_err"][-1] < 0.2)
     assert (run_dir / "metrics.csv").read_text().startswith("epoch,step,test_err,train_err")
     assert result["precision"] == "fp32" and not result["debug"] and result["complete"]
-    assert result["cudnn_benchmark"] is False
+    assert result["cudnn_benchmark"] is False and result["memory_format"] == "channels_last"  # the CPU's fast path
     assert result["optimizer_steps"] == 4  # 512 images in batches of 256, two epochs
     assert result["cuda_graph"] == {"used": False, "captured": 0, "replays": 0, "eager_steps": 4, "failed": None}
     log_text = proc.stdout + proc.stderr + (run_dir / "train.log").read_text()
@@ -58,6 +58,7 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     ("protocol=sloppy", "protocol='sloppy' is unknown"),
     ("replicas=0", "replicas=0"),
     ("precision=fp16", "precision='fp16' is unknown"),
+    ("memory_format=nhwc", "memory_format='nhwc' is unknown"),
     ("gpu_jobs_per_device=0", "gpu_jobs_per_device must be a positive integer or null"),
     ("trainer.devices=2", "a trial trains on one device"),
     ("+trainer.precision=16-mixed", "trainer.precision='16-mixed' is not honoured"),
