@@ -4,7 +4,8 @@ marked ``gpu`` and skipped without CUDA.
 (a) the CUDA-graph step replays the eager step's losses and leaves the same parameters and
     BatchNorm statistics: BatchNorm in training mode, in eval mode and switched from one to the
     other (protocol=original), the last partial batch of an epoch (captured once it has been seen
-    often enough), packed replicas, mixed-depth packs;
+    often enough), packed replicas, mixed-depth packs; and so does a packed step in channels-last
+    or with cuDNN's algorithm search (the settings a sitting may give the study);
 (b) result.json names the CUDA device the trial trained on and records the graph's use;
 (c) a capture that fails is reported (result.json, a warning) and the trial trains on eagerly,
     the same function, nothing of the failed step applied;
@@ -63,10 +64,12 @@ def case_epochs(case: str, mnist_root) -> list[list]:
     return [list(batches) for _ in modes]
 
 
-def run_steps(case: str, epochs: list[list], use_graph: bool, loss_wrap=None):
+def run_steps(case: str, epochs: list[list], use_graph: bool, loss_wrap=None, memory_format="auto"):
     """Losses of every step, the runner's stats and the final state of one training run."""
     model, k, seeds, depths, _, modes = CASES[case]
-    module = DepthClassifier(build_model(model, k, seeds=seeds, depths=depths), optim=sgd(lr=0.05)).to(DEVICE)
+    module = DepthClassifier(build_model(model, k, seeds=seeds, depths=depths), optim=sgd(lr=0.05),
+                             memory_format=memory_format).to(DEVICE)
+    module.on_fit_start()  # the layout, as in a trial
     loss_fn = loss_wrap(module.replica_losses) if loss_wrap else module.replica_losses
     runner = TrainStep(loss_fn, module.configure_optimizers(), use_graph=use_graph)
     losses = []
@@ -95,6 +98,22 @@ def test_graph_replay_trains_as_the_eager_step(case, mnist_root):
     if case == "batchnorm_original_protocol":  # training mode and eval mode: a graph each
         assert stats["captured"] == 2
     assert_same_run(graph, eager)
+
+
+@pytest.mark.parametrize("memory_format, search", [("channels_last", False), ("contiguous", True),
+                                                   ("channels_last", True)])
+def test_layout_and_algorithm_search_train_as_the_study_does(memory_format, search, mnist_root):
+    """The settings a sitting may give the study (benchmarks/packed_probe.py: channels-last,
+    cuDNN's algorithm search) keep its arithmetic: replayed, they train as the plain eager step."""
+    epochs = case_epochs("packed_replicas", mnist_root)
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = search
+    try:
+        run = run_steps("packed_replicas", epochs, use_graph=True, memory_format=memory_format)
+    finally:
+        torch.backends.cudnn.benchmark = saved
+    assert run[1]["used"] and run[1]["failed"] is None, run[1]
+    assert_same_run(run, run_steps("packed_replicas", epochs, use_graph=False))
 
 
 # ----------------------------------------------------------------------------- (b) result.json
