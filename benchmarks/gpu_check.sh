@@ -142,9 +142,10 @@ pack_study() {
 import collections, json, pathlib, sys
 rows = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).rglob("result.json")]
 graphs = collections.Counter((r.get("device"), bool((r.get("cuda_graph") or {}).get("used")),
-                              (r.get("cuda_graph") or {}).get("failed"), r.get("cudnn_benchmark")) for r in rows)
+                              (r.get("cuda_graph") or {}).get("failed"), r.get("cudnn_benchmark"),
+                              r.get("memory_format")) for r in rows)
 print(f"study: {len(rows)} trial records, {sum(r.get('seconds', 0) for r in rows):.0f} s of training;"
-      " (device, cuda_graph used, capture failure, cudnn_benchmark): count", dict(graphs))
+      " (device, cuda_graph used, capture failure, cudnn_benchmark, memory_format): count", dict(graphs))
 EOF
 }
 
