@@ -4,6 +4,7 @@ import pytest
 
 from deepdepth.search import DepthSearch, GallopSearch
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, plan
+from deepdepth.sweep.budget import split
 from deepdepth.sweep.plan import plan_chunks
 from deepdepth.sweep.setup import chunks_summary
 from deepdepth.sweep.trials import Job
@@ -371,14 +372,14 @@ def test_init_packs_mix_depths_on_a_gpu():
 def test_a_split_init_pack_keeps_each_replicas_init():
     sweep = make(gain_combos(), FakeBackend({0: 6, 1: 12, 2: 18}), mix_depths=True)
     job = sweep._jobs([(0, 6, 0), (1, 9, 0), (2, 9, 1), (1, 6, 2)])[0]
-    by_depth = sweep._split(job)
+    by_depth = split(job, sweep._job)
     assert [(j.k, j.depths, j.replicas) for j in by_depth] == [(6, None, [(0, 6, 0), (1, 6, 2)]),
                                                               (9, None, [(1, 9, 0), (2, 9, 1)])]
     assert [j.inits for j in by_depth] == [["fan_in:0.5", "fan_in:0.7"], ["fan_in:0.7", "fan_in:0.9"]]
-    halves = sweep._split(by_depth[1])  # one combination each: its own overrides carry its init
+    halves = split(by_depth[1], sweep._job)  # one combination each: its own overrides carry its init
     assert [(j.combo, j.combos, j.inits, j.launch_overrides()) for j in halves] == [
         (1, None, None, ["k=9", "seed=0", "replicas=1"]), (2, None, None, ["k=9", "seed=1", "replicas=1"])]
-    assert sweep._split(halves[0]) == []
+    assert split(halves[0], sweep._job) == []
 
 
 def run_jobs(combos, **options):

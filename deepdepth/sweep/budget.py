@@ -36,7 +36,7 @@ class TimeBudget:
     seconds: float  # the budget of the whole run
     cost: CostModel  # the sweep's, rescaled by each finished job
     models: list[Optional[str]]  # combination -> its model (the cost model's kind)
-    split: Callable[[Job], list[Job]]  # a job in smaller ones, [] for one replica (``split``)
+    make_job: Callable[[list[Replica], float], Job]  # the sweep's: a job from replicas and steps
 
     def job_seconds(self, job: Job) -> float:
         return self.cost.job_seconds(job.k, len(job.seeds), job.steps, self.models[job.combo])
@@ -56,7 +56,7 @@ class TimeBudget:
             while queue and len(batch) < at_once:
                 job = queue.pop(0)
                 seconds = self.job_seconds(job)
-                pieces = self.split(job) if seconds > self.seconds and self.one_fits(job) else []
+                pieces = split(job, self.make_job) if seconds > self.seconds and self.one_fits(job) else []
                 if pieces:
                     queue[:0] = pieces
                 elif ends + seconds / at_once <= self.seconds:

@@ -77,9 +77,9 @@ class CostModel:
         """The measured/predicted ratio of ``kind``'s jobs; for a kind not measured yet, all jobs'
         but never below 1: faster models must not make a first job of a slower one look short
         (a budget would launch it too late)."""
-        own = [(p, m) for k, p, m in self._measured if k == kind]
         if kind is None:
             return self.scale
+        own = [(p, m) for k, p, m in self._measured if k == kind]
         return sum(m for _, m in own) / sum(p for p, _ in own) if own else max(1.0, self.scale)
 
     def calibrate(self, depth: int, replicas: int, steps: float, seconds: float, kind: str | None = None) -> None:

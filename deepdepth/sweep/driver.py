@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from .budget import TimeBudget, split
+from .budget import TimeBudget
 from .cost import CostModel, device_name, duration
 from .records import Finished, frontier_row, write_outputs
 from .trials import INIT, RUNTIME, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
@@ -218,10 +218,6 @@ class Sweep:
                    combos=combos if several else None,
                    inits=[self.combos[ci].info.init for ci in combos] if several else None)
 
-    def _split(self, job: Job) -> list[Job]:
-        """A job too long for the whole budget in smaller ones (``budget.split``), built as ``_job`` does."""
-        return split(job, self._job)
-
     def _fitting(self, ci: int, packs: list[list[tuple]]) -> list[list[tuple]]:
         """Packs halved until each fits the device's memory (``Options.fits``); one replica always runs
         (a single trial too big is refused by the trial itself, with its estimate)."""
@@ -237,7 +233,7 @@ class Sweep:
 
     def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict) -> None:
         """Launch what fits the rest of the time budget (``budget.TimeBudget``); the rest waits."""
-        budget = TimeBudget(self.options.time_budget, self.cost, [c.info.model for c in self.combos], self._split)
+        budget = TimeBudget(self.options.time_budget, self.cost, [c.info.model for c in self.combos], self._job)
         waiting, launched = budget.launch(jobs, max(1, self.backend.parallelism), lambda: self.clock() - self.started,
                                           lambda batch: self._launch(batch, attempt, got))
         if waiting:

@@ -28,7 +28,8 @@ class SimulatedBackend:
     jobs: int = 0
     work: int = 0  # replica-layer-steps, each replica at its own depth
     seconds: float = 0.0
-    lines: list = field(default_factory=list)
+    lines: list = field(default_factory=list)  # one per launch: its jobs
+    labels: list = field(default_factory=list)  # every job launched, as model@depths x replicas
     found: dict | None = None  # where a chunked plan records its trials, as a resumed sweep finds them
 
     def compose(self, overrides):
@@ -49,9 +50,10 @@ class SimulatedBackend:
                 for t, (ci, k, s) in zip(trials, job.replicas):
                     self.found[self.combos[ci].key, k, s] = Finished(t, out[-1].result, Path("planned"), start)
         self.now += batch / max(1, self.parallelism)
-        self.lines.append(f"  {len(jobs)} jobs: " + ", ".join(
-            f"{self.combos[j.combo].info.model}@{'/'.join(map(str, sorted(set(j.depths or [j.k]))))}x{len(j.seeds)}"
-            for j in jobs))
+        labels = [f"{self.combos[j.combo].info.model}@{'/'.join(map(str, sorted(set(j.depths or [j.k]))))}"
+                  f"x{len(j.seeds)}" for j in jobs]
+        self.labels += labels
+        self.lines.append(f"  {len(jobs)} jobs: " + ", ".join(labels))
         return out
 
 
@@ -63,6 +65,7 @@ class Plan:
     seconds: float
     device: str
     lines: list
+    labels: list  # its jobs in launch order
     done: bool = True  # every search finished (a chunk of a budgeted plan may not)
 
     def summary(self) -> str:
@@ -84,7 +87,7 @@ def plan(combos: list[Combo], limits: dict, device: str, options: Options, found
                   found=dict(found or {}), clock=lambda: backend.now)
     sweep.run()
     done = all(c.search.done for c in sims)
-    return Plan(backend.jobs, sweep.rounds, backend.work, backend.now, device, backend.lines, done)
+    return Plan(backend.jobs, sweep.rounds, backend.work, backend.now, device, backend.lines, backend.labels, done)
 
 
 def plan_chunks(combos: list[Combo], limits: dict, device: str, options: Options, budget: float,

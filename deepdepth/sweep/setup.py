@@ -151,5 +151,4 @@ def chunks_summary(chunks: list, budget: float) -> str:
     if not last.done:
         line += (" and then stuck: a job no run of this budget can start" if not last.jobs
                  else f", not done after {len(chunks)} runs")
-    first = [job for launch in chunks[0].lines for job in launch.split(": ", 1)[1].split(", ")]
-    return line + (f"; the first run: {', '.join(first)}" if first else "")
+    return line + (f"; the first run: {', '.join(chunks[0].labels)}" if chunks[0].labels else "")
