@@ -20,6 +20,13 @@
    (epochs x one epoch + test) in the same run; the trial's compile decision is printed.
    ``--long-only`` skips 1 and 2; ``--long-k`` and ``--long-samples`` shrink it for a smoke run.
    Target (issue 16): ``fast=auto`` at least 3x the reference for ``cnn_tanh_newinit`` k=30.
+4. ``--compile-check``: what the whole-step compile gains over the eager step ``fast=auto``
+   would otherwise run, the constants of ``deepdepth/compile_rule.py``: steady step times
+   (after 5 steps) of short trials under ``fast=false``, eager channels-last, compiled
+   channels-last and compiled plain layout, for ``cnn_tanh_newinit`` k=30 and k=3,
+   ``cnn_elu_bn`` k=30 and 4 packed ``cnn_tanh_newinit`` k=30, with the reference loop's step
+   in the same run; ``--compile-repeats`` interleaved passes sharing one inductor cache (the
+   first compiles cold, later ones warm). About 20 minutes with 2 passes.
 
 About 1-2 minutes on a quiet 2-core machine; prints its table last. Both loops use torch's
 default thread count (one per core) unless ``--threads`` says otherwise. On a shared machine,
@@ -106,6 +113,9 @@ def main() -> None:
     parser.add_argument("--long-epochs", type=int, default=1)
     parser.add_argument("--long-k", type=int, default=30)
     parser.add_argument("--long-samples", type=int, default=None, help="training images per epoch (default: all)")
+    parser.add_argument("--compile-check", action="store_true", help="only section 4: compiled vs eager steps")
+    parser.add_argument("--compile-repeats", type=int, default=2)
+    parser.add_argument("--compile-steps", type=int, default=80, help="training steps per trial in section 4")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -119,14 +129,19 @@ def main() -> None:
               "or with --threads 1", flush=True)
 
     rows = []
-    if not args.long_only:
-        rows += short_rows(args, repeats)
-    if args.long or args.long_only:
-        rows += long_rows(args)
+    if args.compile_check:
+        rows = compile_rows(args)
+        header = ["workload", "setting", "step ms (each pass)", "vs reference step", "vs eager channels-last", "compile s"]
+    else:
+        if not args.long_only:
+            rows += short_rows(args, repeats)
+        if args.long or args.long_only:
+            rows += long_rows(args)
+        header = ["workload", "what", "train + test s", "seconds", "speed-up"]
     print()
     print(f"CPU benchmark - {common.describe_device()} - {common.utc_now()} - "
           f"load average {load0} at start, {load()} at end - {time.perf_counter() - started:.0f} s in all")
-    print(common.table(rows, ["workload", "what", "train + test s", "seconds", "speed-up"]))
+    print(common.table(rows, header))
     if busy:
         print("WARNING: the machine was busy when this run started (see the load average): figures suspect")
 
@@ -145,6 +160,56 @@ def long_rows(args) -> list[list]:
                  ["", f"{what}, fast=false (eager)", "", f"{r['false']:.2f}", f"{r['ref_s'] / r['false']:.2f}x"],
                  ["", f"{what}, fast=auto, cold compile cache: {decision}", "", f"{r['auto']:.2f}",
                   f"{r['ref_s'] / r['auto']:.2f}x"]]
+    return rows
+
+
+COMPILE_WORKLOADS = (("cnn_tanh_newinit", 30, 1), ("cnn_tanh_newinit", 3, 1), ("cnn_elu_bn", 30, 1),
+                     ("cnn_tanh_newinit", 30, 4))
+COMPILE_SETTINGS = {"fast=false (plain layout)": ["fast=false"],
+                    "eager channels-last": ["fast=false", "memory_format=channels_last"],
+                    "fast=auto (eager here)": ["fast=auto"],
+                    "compiled, channels-last": ["fast=compile", "memory_format=channels_last"],
+                    "compiled, plain layout": ["fast=compile", "memory_format=contiguous"]}
+
+
+def compile_rows(args) -> list[list]:
+    """Section 4: steady step times per setting, interleaved over passes, one inductor cache."""
+    steps = args.compile_steps
+    over = [f"data.train_samples={256 * steps}", "data.test_samples=512"]
+    times: dict[tuple, list[float]] = {}
+    compiles: dict[tuple, list[float]] = {}
+    refs: dict[tuple, list[float]] = {}
+    user_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="inductor-check-") as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # cold for the first pass, warm after
+        try:
+            for _ in range(args.compile_repeats):
+                for model, k, replicas in COMPILE_WORKLOADS:
+                    ref = common.reference_epoch(model, k, train_steps=min(steps, 40))
+                    refs.setdefault((model, k, replicas), []).append(1000 * ref["step_s"] * replicas)
+                    for name, setting in COMPILE_SETTINGS.items():
+                        r = common.package_trial(model, k, 1, replicas, overrides=[*over, *setting])
+                        key = (model, k, replicas, name)
+                        times.setdefault(key, []).append(1000 * r["timing"]["step_s"])
+                        if (r.get("compile") or {}).get("used"):
+                            compiles.setdefault(key, []).append(r["compile"]["compile_seconds"])
+                        print(f"compile-check {key}: {times[key][-1]:.1f} ms/step, compile {r.get('compile')}",
+                              flush=True)
+        finally:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+            if user_cache is not None:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = user_cache
+    rows = []
+    for model, k, replicas in COMPILE_WORKLOADS:
+        label = f"{model} k={k}" + (f", {replicas} packed" if replicas > 1 else "")
+        ref = min(refs[model, k, replicas])
+        eager = min(times[model, k, replicas, "eager channels-last"])
+        rows.append([label, f"reference loop ({replicas} x its step)", ", ".join(f"{t:.1f}" for t in refs[model, k, replicas]),
+                     "1.00x", "", ""])
+        for name in COMPILE_SETTINGS:
+            ts = times[model, k, replicas, name]
+            rows.append(["", name, ", ".join(f"{t:.1f}" for t in ts), f"{ref / min(ts):.2f}x", f"{eager / min(ts):.2f}x",
+                         ", ".join(f"{c:.1f}" for c in compiles.get((model, k, replicas, name), []))])
     return rows
 
 
