@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# whole-step compile vs the eager step, by (BatchNorm, packed replicas): the low end of what was measured
+# whole-step compile vs the eager step, by (BatchNorm, packed replicas): near the low end of what was measured
 SPEEDUP = {(False, False): 1.05, (True, False): 1.0, (False, True): 1.05, (True, True): 1.0}
 MARGIN = 1.25                          # the saving must beat the compile time by this much
 COLD_S = (12.0, 1.0)                   # cold compile: seconds + seconds per block of one replica
