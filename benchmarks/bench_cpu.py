@@ -38,6 +38,7 @@ figures that hold up under load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import tempfile
@@ -78,6 +79,21 @@ def packing(model: str, k: int, replicas: int, train_samples: int, test_samples:
     return {"separate_s": separate / replicas, "packed_s": packed / replicas}
 
 
+@contextlib.contextmanager
+def fresh_inductor_cache(prefix: str):
+    """An empty inductor cache for what runs inside (inductor reads ``TORCHINDUCTOR_CACHE_DIR`` at
+    each compile); the user's setting comes back after."""
+    user_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix=prefix) as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        try:
+            yield cache
+        finally:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+            if user_cache is not None:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = user_cache
+
+
 def long_trials(model: str, k: int, epochs: int, train_samples: int | None) -> dict:
     """One workload of section 3: the reference loop, then fast=auto (cold compile cache) and
     fast=false as whole trials."""
@@ -85,16 +101,9 @@ def long_trials(model: str, k: int, epochs: int, train_samples: int | None) -> d
     ref = common.reference_epoch(model, k, train_steps=steps)
     over = [f"data.train_samples={train_samples}"] if train_samples else []
     out = {"ref_s": epochs * (ref["train_s"] + ref["test_s"]), "ref_step_ms": 1000 * ref["step_s"]}
-    user_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     for fast in ("auto", "false"):
-        with tempfile.TemporaryDirectory(prefix="inductor-cold-") as cache:
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # read at each compile: this trial's cache is cold
-            try:
-                trial = common.package_trial(model, k, epochs, overrides=[*over, f"fast={fast}"])
-            finally:
-                os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-                if user_cache is not None:
-                    os.environ["TORCHINDUCTOR_CACHE_DIR"] = user_cache
+        with fresh_inductor_cache("inductor-cold-"):  # this trial's cache is cold
+            trial = common.package_trial(model, k, epochs, overrides=[*over, f"fast={fast}"])
         out[fast] = trial["wall_s"]
         if fast == "auto":
             out["compile"] = trial["compile"]
@@ -179,26 +188,19 @@ def compile_rows(args) -> list[list]:
     times: dict[tuple, list[float]] = {}
     compiles: dict[tuple, list[float]] = {}
     refs: dict[tuple, list[float]] = {}
-    user_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    with tempfile.TemporaryDirectory(prefix="inductor-check-") as cache:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # cold for the first pass, warm after
-        try:
-            for _ in range(args.compile_repeats):
-                for model, k, replicas in COMPILE_WORKLOADS:
-                    ref = common.reference_epoch(model, k, train_steps=min(steps, 40))
-                    refs.setdefault((model, k, replicas), []).append(1000 * ref["step_s"] * replicas)
-                    for name, setting in COMPILE_SETTINGS.items():
-                        r = common.package_trial(model, k, 1, replicas, overrides=[*over, *setting])
-                        key = (model, k, replicas, name)
-                        times.setdefault(key, []).append(1000 * r["timing"]["step_s"])
-                        if (r.get("compile") or {}).get("used"):
-                            compiles.setdefault(key, []).append(r["compile"]["compile_seconds"])
-                        print(f"compile-check {key}: {times[key][-1]:.1f} ms/step, compile {r.get('compile')}",
-                              flush=True)
-        finally:
-            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-            if user_cache is not None:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = user_cache
+    with fresh_inductor_cache("inductor-check-"):  # cold for the first pass, warm after
+        for _ in range(args.compile_repeats):
+            for model, k, replicas in COMPILE_WORKLOADS:
+                ref = common.reference_epoch(model, k, train_steps=min(steps, 40))
+                refs.setdefault((model, k, replicas), []).append(1000 * ref["step_s"] * replicas)
+                for name, setting in COMPILE_SETTINGS.items():
+                    r = common.package_trial(model, k, 1, replicas, overrides=[*over, *setting])
+                    key = (model, k, replicas, name)
+                    times.setdefault(key, []).append(1000 * r["timing"]["step_s"])
+                    if (r.get("compile") or {}).get("used"):
+                        compiles.setdefault(key, []).append(r["compile"]["compile_seconds"])
+                    print(f"compile-check {key}: {times[key][-1]:.1f} ms/step, compile {r.get('compile')}",
+                          flush=True)
     rows = []
     for model, k, replicas in COMPILE_WORKLOADS:
         label = f"{model} k={k}" + (f", {replicas} packed" if replicas > 1 else "")

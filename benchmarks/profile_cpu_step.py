@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/profile_cpu_step.py --model cnn_tanh_newinit --k 30 --threads 2
 
-The step is the package's (DepthNet, foreach SGD, per-replica cross-entropy summed) on random
-inputs of the study's batch (256), in the layout ``--layout`` (channels-last is ``fast=auto``'s
-CPU layout but for one replica with BatchNorm). Prints the steady step time (after warm-up)
-and the profiler's top operators over ``--steps`` steps. Used for issue 16: what a whole-step
+The step is the package's eager one (``DepthClassifier``'s per-replica losses, summed, and its
+foreach SGD) on a random batch of the study's size (256), in the layout ``--layout``
+(channels-last is ``fast=auto``'s CPU layout but for one replica with BatchNorm). Prints the
+steady step time (after warm-up) and the profiler's top operators over ``--steps`` steps. Used for issue 16: what a whole-step
 compile can and cannot speed up (benchmarks/RESULTS.md).
 """
 from __future__ import annotations
@@ -14,28 +14,27 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from deepdepth.models import DepthNet
 from deepdepth.models.variants import variant_kwargs
+from deepdepth.module import DepthClassifier
 
 BATCH = 256
 
 
 def make_step(model: str, k: int, replicas: int, channels_last: bool):
-    net = DepthNet(k, seeds=list(range(replicas)), **variant_kwargs(model))
-    x = torch.randn(BATCH, 1, 28, 28)
+    """The package's eager step (``DepthClassifier.replica_losses``, its SGD) on one random batch."""
+    module = DepthClassifier(DepthNet(k, seeds=list(range(replicas)), **variant_kwargs(model)))
+    module.channels_last = channels_last
     if channels_last:
-        net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (BATCH, replicas))
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, foreach=True)
+        module.net.to(memory_format=torch.channels_last)  # as on_fit_start does
+    optimizer = module.configure_optimizers()
+    x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH, replicas))
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        logits = net(x).view(BATCH, replicas, 10)
-        F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none").mean(0).sum().backward()
+        module.replica_losses(x, y)[1].sum().backward()
         optimizer.step()
     return step
 

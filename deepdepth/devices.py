@@ -38,7 +38,6 @@ def device_label(device: str | None) -> str:
 
 def gpu_names(count: int) -> list[str]:
     """A stable name per visible GPU: its UUID where the driver reports one, else its index."""
-
     names = []
     for index in range(count):
         try:
