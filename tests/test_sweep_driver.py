@@ -7,7 +7,7 @@ from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep,
 from deepdepth.sweep.budget import split
 from deepdepth.sweep.plan import plan_chunks
 from deepdepth.sweep.setup import chunks_summary
-from deepdepth.sweep.trials import Job
+from deepdepth.sweep.trials import Job, Trial
 from deepdepth.sweep.cost import duration, steps_per_trial
 from deepdepth.sweep.records import Finished
 
@@ -37,7 +37,7 @@ class FakeBackend:
                 continue
             trials = [{"seed": s, "k": k, "trainable": k <= self.limits[ci], "train_err": [0.1],
                        "test_err": [0.1]} for ci, k, s in job.replicas]
-            result = {"k": job.k, "trials": trials, "seconds": seconds, "model": "m"}
+            result = {"k": job.k, "trials": trials, "seconds": seconds, "model": "m", "device": "cpu"}
             out.append(Outcome(result=result, job_dir=f"/jobs/{start}"))
             if self.disk is not None:
                 for t, (ci, _, _) in zip(trials, job.replicas):
@@ -73,6 +73,19 @@ def test_protocol_free_combinations_share_every_trial():
     assert all(c == 0 for c, _, _ in backend.launched)  # trained once, for the first combination
     shared = [t for t in sweep.history if t.status == "shared"]
     assert len(shared) == rows[1]["trials"] and {t.shared_from for t in shared} == {0}
+
+
+def test_history_rows_say_where_their_job_trained_and_how_long_it_took():
+    """A study resumed on other machines keeps each trial's device (GPU sittings, a CPU chunk)."""
+    combos = [combo(0, ["model=cnn_tanh", "protocol=correct"]), combo(1, ["model=cnn_tanh", "protocol=original"])]
+    backend = FakeBackend({0: 9, 1: 9}, seconds=7.0)
+    sweep = make(combos, backend)
+    sweep.run()
+    rows = [t.row({}) for t in sweep.history]
+    assert rows and {(r["device"], r["job_seconds"]) for r in rows} == {("cpu", 7.0)}  # shared rows too
+    named = {"device": "cuda:0", "device_name": "NVIDIA H200", "seconds": 3.5, "k": 6, "trials": []}
+    t = Trial.from_result(0, 6, 0, "resumed", {"trainable": True}, named)
+    assert (t.device, t.job_seconds) == ("NVIDIA H200", 3.5)  # the model where recorded, else the device
 
 
 def test_batchnorm_combinations_train_their_own_trials():

@@ -89,6 +89,8 @@ class Trial:
     job_num: Optional[int] = None
     job_dir: Optional[str] = None
     shared_from: Optional[int] = None
+    device: Optional[str] = None  # what the job trained on ("NVIDIA H200", "cpu"): a study may span machines
+    job_seconds: Optional[float] = None  # the whole job's training time (shared by its replicas)
     settings: dict = field(default_factory=dict)  # SETTINGS read from the job's result.json
 
     @classmethod
@@ -96,6 +98,7 @@ class Trial:
                     **kw) -> "Trial":
         return cls(combo, k, seed, status, trainable=trial.get("trainable"), diverged=trial.get("diverged"),
                    train_err=last(trial.get("train_err")), test_err=last(trial.get("test_err")),
+                   device=result.get("device_name") or result.get("device"), job_seconds=result.get("seconds"),
                    settings={s: result.get(s) for s in SETTINGS}, **kw)
 
     def row(self, params: dict) -> dict:
