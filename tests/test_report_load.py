@@ -6,6 +6,7 @@ from pathlib import Path
 from report_helpers import frontier_row, history_row, write_sweep
 
 from deepdepth import report
+from deepdepth.report.provenance import device_shares
 from deepdepth.report.stats import depth_points
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,3 +75,47 @@ def test_settings_from_the_job_result_when_not_swept(tmp_path):
     (d / "8" / "result.json").write_text(json.dumps({"protocol": "original", "epochs": 2}))
     combos = report.load_frontier(d)
     assert [c.protocol for c in combos] == ["correct", "original"] and combos[1].settings["epochs"] == 2
+
+
+def test_where_the_trials_trained(tmp_path):
+    """Per device: trials (a shared or crashed one not counted), jobs and their training time;
+    a history row from before rows recorded it takes its job folder's result.json."""
+    rows = [history_row(0, 3, s, True, device="NVIDIA H200", job_dir="/gpu/box/0", job_seconds=4.0) for s in (0, 1)]
+    rows += [history_row(0, 6, s, False, device="cpu", job_dir=f"/here/{s + 1}", job_seconds=600.0) for s in (0, 1)]
+    rows += [history_row(1, 3, 0, True, device="NVIDIA H200", job_dir="/gpu/box/0", job_seconds=4.0, shared_from=0,
+                         status="shared"),
+             {**history_row(0, 9, 0, None, device="cpu", job_dir="/here/3", job_seconds=1.0), "status": "failed"},
+             history_row(0, 9, 1, False, job_dir="/gpu/box/4")]  # an older row: device and time in the job folder
+    d = write_sweep(tmp_path / "s", [frontier_row(0, "cnn_tanh", 3, 24), frontier_row(1, "cnn_tanh", 3, 24)], rows)
+    (d / "4").mkdir()
+    (d / "4" / "result.json").write_text(json.dumps({"k": 9, "device": "cuda:0", "seconds": 2.5, "trials": []}))
+    trials = report.load_sweep(d)
+    shares = device_shares(trials)
+    assert [(s.device, s.trials, s.jobs, s.seconds) for s in shares] == [
+        ("NVIDIA H200", 2, 1, 4.0), ("cpu", 2, 2, 1200.0), ("cuda:0 (GPU model not recorded)", 1, 1, 2.5)]
+    md = report.render_report(report.load_frontier(d, trials), trials, mean_field=False)
+    assert ("Trained on: NVIDIA H200, 2 trials in 1 jobs (4s of training); cpu, 2 trials in 2 jobs "
+            "(20m00s of training); cuda:0 (GPU model not recorded), 1 trials in 1 jobs (2s of training).") in md
+
+
+def test_a_plain_multirun_says_where_it_trained_and_keeps_each_replicas_depth(tmp_path):
+    job = tmp_path / "0"
+    job.mkdir()
+    trials = [{"k": k, "seed": 0, "test_err": [e], "train_err": [e], "trainable": e < 0.2} for k, e in ((3, 0.1), (6, 0.9))]
+    (job / "result.json").write_text(json.dumps({"model": "cnn_tanh", "k": 6, "depths": [3, 6], "trials": trials,
+                                                 "device": "cpu", "seconds": 12.0}))
+    got = report.load_sweep(tmp_path)
+    assert sorted((t.k, t.trainable) for t in got) == [(3, True), (6, False)]  # a mixed-depth pack's own depths
+    assert [(s.device, s.trials, s.jobs, s.seconds) for s in device_shares(got)] == [("cpu", 2, 1, 12.0)]
+
+
+def test_a_null_sample_count_is_recorded_not_assumed(tmp_path):
+    full = dict(protocol="correct", epochs=3, train_samples=None, test_samples=None)
+    d = write_sweep(tmp_path / "s", [frontier_row(0, "cnn_tanh", 3, 24), frontier_row(1, "cnn_elu", None, 24)],
+                    [history_row(0, 3, 0, True, **full)])
+    combos = report.load_frontier(d)
+    assert not {"epochs", "train_samples", "test_samples"} & combos[0].assumed
+    assert combos[0].settings["train_samples"] == 60000
+    md = report.render_report(combos, report.load_sweep(d), mean_field=False)
+    assert "Not recorded" not in md  # combination 1 has no trial yet: it assumes nothing
+    assert "Trained on" not in md  # no row names its device

@@ -5,8 +5,9 @@ Works on a bisect sweep (frontier.json) and on any plain multirun of deepdepth.t
 folders' result.json files). Pipeline: ``load`` (Trial and Combination records) -> ``stats``
 (seeds per depth with Wilson intervals, the measured limit: k50 or an honest bound, ranking) ->
 ``compare`` (the original study's k*, only under its settings) -> ``theory`` (mean field per
-combination) -> ``render`` (markdown, every table through ``markdown.table``) and ``figures``
-(one registry of Figures); ``cli`` writes them. Only ``figures`` imports matplotlib.
+combination) -> ``provenance`` (which devices trained the trials) -> ``render`` (markdown, every
+table through ``markdown.table``) and ``figures`` (one registry of Figures); ``cli`` writes
+them. Only ``figures`` imports matplotlib.
 """
 from .cli import main, write_figures
 from .compare import Comparison, compare_reference, reference_verdict, verdict_lines

@@ -4,7 +4,7 @@ json only: no matplotlib, Hydra or Lightning."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,6 +42,9 @@ class Trial:
     diverged: bool = False
     shared_from: Optional[int] = None  # the combination whose identical trial this reuses
     error: Optional[str] = None
+    device: Optional[str] = None  # what its job trained on ("NVIDIA H200", "cpu"), where recorded
+    job: Optional[str] = None  # its job folder's name: the replicas of one job share it
+    job_seconds: Optional[float] = None  # that job's training time
 
     @property
     def counted(self) -> bool:
@@ -85,10 +88,11 @@ def load_sweep(sweep_dir) -> list[Trial]:
     sweep_dir = Path(sweep_dir)
     doc = _frontier_doc(sweep_dir)
     rows = doc["history"] if doc is not None else _job_trials(sweep_dir)[0]
+    jobs = _JobFacts(sweep_dir)
     latest: dict[tuple, Trial] = {}
     for i, r in enumerate(rows):
         try:
-            t = _trial(r)
+            t = jobs.fill(_trial(r))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             source = sweep_dir / "frontier.json" if doc is not None else "a result.json of " + str(sweep_dir)
             raise ReportError(f"{source}: trial record {i} is malformed ({type(e).__name__}: {e}); "
@@ -122,10 +126,33 @@ def sweeper_settings(sweep_dir) -> dict:
 
 
 def _trial(r: dict) -> Trial:
+    job = r.get("job") or (Path(str(r["job_dir"])).name if r.get("job_dir") else None)
     return Trial(combo=int(r["combo"]), k=int(r["k"]), seed=r.get("seed"), trainable=r.get("trainable"),
                  status=r.get("status") or "ok", test_err=_last(r.get("test_err")),
                  train_err=_last(r.get("train_err")), diverged=bool(r.get("diverged")),
-                 shared_from=r.get("shared_from"), error=r.get("error"))
+                 shared_from=r.get("shared_from"), error=r.get("error"), device=r.get("device"),
+                 job=job, job_seconds=r.get("job_seconds"))
+
+
+class _JobFacts:
+    """A trial's device and job time from its job folder's result.json, where its history row
+    (written before rows recorded them) leaves them out; each folder read once."""
+
+    def __init__(self, sweep_dir: Path):
+        self.sweep_dir, self.read = sweep_dir, {}
+
+    def fill(self, t: Trial) -> Trial:
+        if t.job is None or (t.device is not None and t.job_seconds is not None):
+            return t
+        if t.job not in self.read:
+            try:
+                r = json.loads((self.sweep_dir / t.job / "result.json").read_text())
+            except (OSError, ValueError):
+                r = None
+            self.read[t.job] = r if isinstance(r, dict) else {}
+        r = self.read[t.job]
+        return replace(t, device=t.device or r.get("device_name") or r.get("device"),
+                       job_seconds=t.job_seconds if t.job_seconds is not None else r.get("seconds"))
 
 
 def _combination(sweep_dir: Path, f: dict, history: list[dict]) -> Combination:
@@ -161,23 +188,25 @@ def _job_results(sweep_dir: Path, records: list[dict]) -> list[dict]:
 
 def _job_trials(sweep_dir: Path) -> tuple[list[dict], list[Combination]]:
     """History-like rows and bare combinations from the job folders of a plain multirun."""
-    results = []
+    results, where = [], []
     for path in sorted(sweep_dir.rglob("result.json")):
         r = read_json(path, "delete it (its trials are left out) or rerun that job")
         if not isinstance(r, dict) or not isinstance(r.get("trials", []), list):
             raise ReportError(f"{path} is not a trial record (an object with a 'trials' list); "
                               "delete it (its trials are left out) or rerun that job")
         results.append(r)
+        where.append({"job": str(path.parent.relative_to(sweep_dir)), "device": r.get("device_name") or r.get("device"),
+                      "job_seconds": r.get("seconds")})
     keyed = []
     for r in results:
         settings, assumed = settings_of({}, [r])
         keyed.append((r.get("model"), tuple((k, show(settings[k])) for k in RECORDED), settings, assumed))
     order = sorted({key[:2] for key in keyed}, key=str)
     rows, combos = [], {}
-    for r, (model, key, settings, assumed) in zip(results, keyed):
+    for r, job, (model, key, settings, assumed) in zip(results, where, keyed):
         ci = order.index((model, key))
         combos.setdefault(ci, Combination(ci, model, settings, assumed))
-        rows += [{**t, "combo": ci, "k": r["k"], "status": "ok"} for t in r.get("trials", [])]
+        rows += [{"k": r["k"], **t, "combo": ci, "status": "ok", **job} for t in r.get("trials", [])]
     return rows, [combos[i] for i in sorted(combos)]
 
 

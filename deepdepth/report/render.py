@@ -11,6 +11,7 @@ from .compare import Comparison, compare_reference, like_for_like_lines, verdict
 from .load import Combination, Trial
 from .markdown import table
 from .phase import gain_sweep, phase_markdown
+from .provenance import devices_line
 from .settings import show, varying
 from .stats import Confidence, DepthPoint, Ranked, confidence_table, rank_variants
 from .theory import mean_field_rows, prediction_cells
@@ -31,7 +32,8 @@ def shared_settings(conf: list[Confidence]) -> str:
     if not conf or not keys:
         return ""
     first = conf[0].combination
-    assumed = sorted(set().union(*(r.combination.assumed for r in conf)))
+    measured = [r for r in conf if r.depths] or conf  # a combination with no trial yet assumes nothing
+    assumed = sorted(set().union(*(r.combination.assumed for r in measured)))
     text = "Settings of every combination: " + ", ".join(f"{k}={show(first.settings[k])}" for k in keys) + "."
     if assumed:
         text += (f" Not recorded in this sweep's files, so the package's defaults are assumed: "
@@ -168,7 +170,9 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
     if sweeper:
         parts += ["Sweeper: " + ", ".join(f"{k}={show(v)}" for k, v in sweeper.items() if not isinstance(v, dict)),
                   ""]
-    parts += [shared_settings(conf), "", "## Study table", "", study_markdown(conf, trials), "",
+    trained_on = devices_line(trials)
+    parts += [shared_settings(conf), *(["", trained_on] if trained_on else []), "",
+              "## Study table", "", study_markdown(conf, trials), "",
               "## Confidence per combination", "",
               "Per probed depth: seeds that trained / seeds with a verdict (crashed trials excluded), the fraction "
               "and its 95% Wilson interval. Measured limit: k50, the depth where half the seeds train (a logistic "

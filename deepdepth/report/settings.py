@@ -59,7 +59,8 @@ def settings_of(params: dict, recorded: Iterable[dict] = ()) -> tuple[dict, froz
     out: dict[str, Any] = {}
     for record in recorded:
         for key in RECORDED:
-            if record.get(key) is not None and key not in out:
+            # a null sample count is a record too: the whole of MNIST
+            if key not in out and (record.get(key) is not None or (key in FULL and key in record)):
                 out[key] = value(record[key])
     for key, raw in (params or {}).items():
         key = CANONICAL.get(key, key)

@@ -1,0 +1,60 @@
+"""Where a sweep's trials were trained. A study resumed across machines (GPU sittings, a CPU
+chunk, SLURM jobs) states per device its jobs, trials and training time, so every number can be
+traced to the hardware that produced it. Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..sweep.cost import duration
+from .load import Trial
+
+
+@dataclass(frozen=True)
+class DeviceShare:
+    device: str  # as result.json names it: "NVIDIA H200", "cpu" (``device_label``)
+    jobs: int
+    trials: int
+    seconds: float  # training time summed over its jobs (a job's replicas share it)
+    timed_jobs: int  # jobs that recorded their time
+
+
+def device_shares(trials: list[Trial]) -> list[DeviceShare]:
+    """Per device, the trials trained on it (a trial shared by another combination counts once,
+    crashed ones not at all), most trials first."""
+    by: dict[str, dict] = {}
+    for t in trials:
+        if t.status in ("shared", "failed") or t.shared_from is not None:
+            continue
+        share = by.setdefault(device_label(t.device), {"trials": 0, "jobs": {}})
+        share["trials"] += 1
+        if t.job is not None:
+            share["jobs"][t.job] = t.job_seconds
+    out = [DeviceShare(d, len(s["jobs"]), s["trials"], sum(x for x in s["jobs"].values() if x is not None),
+                       sum(x is not None for x in s["jobs"].values())) for d, s in by.items()]
+    return sorted(out, key=lambda s: (-s.trials, s.device))
+
+
+def device_label(device) -> str:
+    """A recorded device as the report names it: a GPU job that recorded only its index says so."""
+    if not device:
+        return "device not recorded"
+    return f"{device} (GPU model not recorded)" if str(device).startswith("cuda") else str(device)
+
+
+def devices_line(trials: list[Trial]) -> str:
+    """'Trained on: NVIDIA H200, 30 trials in 5 jobs (3m51s of training); cpu, ...', or '' where
+    no trial records its device."""
+    shares = device_shares(trials)
+    if all(s.device == device_label(None) for s in shares):
+        return ""  # a sweep from before records named their device
+
+    def one(s: DeviceShare) -> str:
+        text = f"{s.device}, {s.trials} trials"
+        if s.jobs:
+            text += f" in {s.jobs} jobs"
+            if s.timed_jobs:
+                untimed = f", {s.jobs - s.timed_jobs} jobs untimed" if s.timed_jobs < s.jobs else ""
+                text += f" ({duration(s.seconds)} of training{untimed})"
+        return text
+
+    return "Trained on: " + "; ".join(map(one, shares)) + "."
