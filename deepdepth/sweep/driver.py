@@ -5,7 +5,8 @@ resume, trials shared between combinations that train the same function, a time 
 Each round gathers the open probes of every unfinished search, reads back trials already in
 the sweep dir, trains each missing (trial key, depth, seed) once, retries failures, feeds the
 verdicts back and rewrites the study's files. A ``Backend`` composes and launches jobs (the
-Hydra plugin's launcher, or a simulation for a dry run).
+Hydra plugin's launcher, or a simulation for a dry run). Once the time budget stops launching,
+rounds go on reading back: each search goes as far as the sweep dir's trials take it.
 """
 from __future__ import annotations
 
