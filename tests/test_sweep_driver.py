@@ -319,34 +319,15 @@ def test_mixed_packs_are_halved_until_they_fit_the_device():
     assert all(fits(0, [k for k, _ in j.members]) for j in jobs)
 
 
-def test_a_budget_stop_judges_the_searches_whose_round_finished_and_keeps_the_rest_unjudged():
+def test_a_budget_stop_keeps_the_rounds_finished_trials_in_the_history():
     combos = [combo(0, ["model=a"]), combo(1, ["model=b"])]
     backend = FakeBackend({0: 12, 1: 6}, seconds=10)
     sweep = make(combos, backend, time_budget=25)
     sweep.cost.scale = 5.0
     rows = sweep.run()
     assert sweep.out_of_time and not any(r["done"] for r in rows)
-    assert backend.launched == [(0, 3, (0, 1)), (0, 6, (0, 1))]  # one job a launch: b's was predicted to end late
-    assert [(t.combo, t.k, t.status, t.verdict) for t in sweep.history] == [(0, 3, "ok", True)] * 2 + [(0, 6, "ok", True)] * 2
-    assert rows[0]["k_star"] == 6 and rows[1]["trials"] == 0 and sweep.stalled == {0, 1}  # a's next round waits
-
-
-def test_a_search_whose_trials_are_all_in_the_sweep_dir_finishes_while_another_waits_for_a_longer_run():
-    """A study of several chunks: the CPU's searches finished, resnet's first job too long for this
-    run; the report still shows every search the sweep dir can finish, with its verdicts."""
-    disk = {}
-    first = [combo(0, ["model=a"])]
-    make(first, FakeBackend({0: 12}, disk=disk, combos=first)).run()  # an earlier run trained a's search
-    combos = [combo(0, ["model=a"]), combo(1, ["model=resnet"], search=GallopSearch(upper=900, seeds=3, hint=447))]
-    backend = FakeBackend({0: 12, 1: 600}, disk=disk, combos=combos)
-    sweep = make(combos, backend, time_budget=1)
-    sweep.found = dict(disk)
-    rows = sweep.run()
-    assert backend.launched == [] and sweep.out_of_time and sweep.stalled == {1}
-    assert (rows[0]["k_star"], rows[0]["done"], rows[0]["confirmed"]) == (12, True, True)
-    assert not rows[1]["done"] and rows[1]["trials"] == 0
-    assert {t.verdict for t in sweep.history if t.combo == 0} == {True, False} and all(
-        t.status == "resumed" for t in sweep.history)
+    assert len(backend.launched) == 2  # one job a launch: the third was predicted to end late
+    assert [t.status for t in sweep.history] == ["ok"] * 4 and all(t.verdict is None for t in sweep.history)
 
 
 def test_a_budget_stop_shares_the_finished_trials_with_the_other_protocol():

@@ -5,8 +5,7 @@ resume, trials shared between combinations that train the same function, a time 
 Each round gathers the open probes of every unfinished search, reads back trials already in
 the sweep dir, trains each missing (trial key, depth, seed) once, retries failures, feeds the
 verdicts back and rewrites the study's files. A ``Backend`` composes and launches jobs (the
-Hydra plugin's launcher, or a simulation for a dry run). Once the time budget stops launching,
-rounds go on reading back: each search goes as far as the sweep dir's trials take it.
+Hydra plugin's launcher, or a simulation for a dry run).
 """
 from __future__ import annotations
 
@@ -94,7 +93,6 @@ class Sweep:
         self.history: list[Trial] = []
         self.jobs_done = self.work_done = self.rounds = 0
         self.out_of_time = False
-        self.stalled: set[int] = set()  # combinations waiting for trials a budget stopped (next run)
         self.started = self.clock()
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
         self.pack_group = self._pack_groups()
@@ -128,12 +126,12 @@ class Sweep:
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> list[dict]:
         while True:
-            wanted = [(c.index, k) for c in self.combos if c.index not in self.stalled for k in c.search.next_probes()]
+            wanted = [(c.index, k) for c in self.combos for k in c.search.next_probes()]
             for c in self.combos:
                 if c.search.done and c.seconds is None:
                     c.seconds = round(self.clock() - self.started, 3)
             self.write()
-            if not wanted:
+            if not wanted or self.out_of_time:
                 break
             if self._round(wanted):
                 self.rounds += 1
@@ -141,9 +139,7 @@ class Sweep:
         return self.frontier()
 
     def _round(self, wanted: list[tuple[int, int]]) -> bool:
-        """Train what the round needs; False when the budget stopped it before the end. Once
-        stopped, rounds only read back: a search whose round is all in the sweep dir goes on, one
-        missing a trial waits (``stalled``) for the next run, which replays the same verdicts."""
+        """Train what the round needs; False when the budget stopped it before the end."""
         seeds = {(ci, k): self.combos[ci].search.seeds_for(k) for ci, k in wanted}
         got: dict[tuple, Trial] = {}
         owner: dict[tuple, int] = {}  # (trial key, k, seed) -> the combination that trains it
@@ -159,7 +155,7 @@ class Sweep:
                     owner[c.key, k, s] = ci
                     missing.append((ci, k, s))
         for attempt in range(self.options.retries + 1):
-            if not missing or self.out_of_time:
+            if not missing:
                 break
             jobs = self._jobs(missing)
             if self.options.time_budget is None:
@@ -167,19 +163,18 @@ class Sweep:
             else:
                 self._launch_within_budget(jobs, attempt, got)
             missing = [m for m in missing if m not in got]
+            if self.out_of_time:
+                break
         for (ci, k), ss in seeds.items():  # trials another combination trained for this one
             c = self.combos[ci]
             for s in ss:
                 o = owner.get((c.key, k, s))
                 if (ci, k, s) not in got and o is not None and o != ci and (o, k, s) in got:
                     got[ci, k, s] = replace(got[o, k, s], combo=ci, status="shared", shared_from=o)
-        if self.out_of_time:  # a search missing a trial waits; its round's trials go in the history unjudged
-            waiting = {ci for (ci, k), ss in seeds.items() if any((ci, k, s) not in got for s in ss)}
-            self.history += [t for (ci, _, _), t in got.items() if ci in waiting]  # trained now, read back or shared
-            self.stalled |= waiting
+        if self.out_of_time:  # the round's finished trials go in the history (no verdict yet)
+            self.history += list(got.values())  # trained now, read back or shared
+            return False
         for (ci, k), ss in seeds.items():
-            if ci in self.stalled:
-                continue
             search = self.combos[ci].search
             rows = [got.get((ci, k, s)) for s in ss]
             for r in rows:
@@ -190,7 +185,7 @@ class Sweep:
             for r in self.history:
                 if r.combo == ci and r.k == k and r.verdict is None:
                     r.verdict = verdict
-        return not self.out_of_time
+        return True
 
     def _jobs(self, missing: list[tuple[int, int, int]]) -> list[Job]:
         """Missing (combination, depth, seed) trials as jobs: per probe, contiguous seeds packed;
