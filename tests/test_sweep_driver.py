@@ -75,6 +75,24 @@ def test_protocol_free_combinations_share_every_trial():
     assert len(shared) == rows[1]["trials"] and {t.shared_from for t in shared} == {0}
 
 
+def test_a_resumed_sweep_reads_a_protocol_free_trial_once_and_shares_it():
+    """Both protocols of a BatchNorm-free variant read a finished trial back: the first combination
+    reads it, the second shares it, so the report's "Trained on" counts each trial once."""
+    def protocols():
+        return [combo(0, ["model=cnn_tanh", "protocol=correct"]), combo(1, ["model=cnn_tanh", "protocol=original"])]
+    disk = {}
+    first = make(protocols(), FakeBackend({0: 9, 1: 9}, disk=disk, combos=protocols()))
+    first.run()
+    again = FakeBackend({0: 9, 1: 9})
+    rerun = Sweep(None, protocols(), again, CostModel("cpu"), Options(write=False), found=dict(disk),
+                  clock=lambda: again.now)
+    rows = rerun.run()
+    assert [r["k_star"] for r in rows] == [9, 9] and again.launched == []
+    statuses = {(t.combo, t.status, t.shared_from) for t in rerun.history}
+    assert statuses == {(0, "resumed", None), (1, "shared", 0)}
+    assert len(rerun.history) == 2 * len(disk) and rows[1]["shared_trials"] == len(disk)
+
+
 def test_history_rows_say_where_their_job_trained_and_how_long_it_took():
     """A study resumed on other machines keeps each trial's device (GPU sittings, a CPU chunk)."""
     combos = [combo(0, ["model=cnn_tanh", "protocol=correct"]), combo(1, ["model=cnn_tanh", "protocol=original"])]

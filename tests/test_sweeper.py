@@ -251,7 +251,8 @@ def test_protocols_share_trials_without_batchnorm(tmp_path, mnist_root):
     assert len(shared) == original["trials"] and {r["shared_from"] for r in shared} == {0}
     _, _, out = sweep(tmp_path, *args)
     assert "launching" not in out
-    assert {r["status"] for r in frontier(d)["history"]} <= {"resumed"}
+    again = frontier(d)["history"]
+    assert {(r["combo"], r["status"]) for r in again} == {(0, "resumed"), (1, "shared")}  # read once
 
 
 def test_init_gains_train_packed_in_one_job_per_depth_and_resume(tmp_path, mnist_root):

@@ -142,17 +142,19 @@ class Sweep:
         """Train what the round needs; False when the budget stopped it before the end."""
         seeds = {(ci, k): self.combos[ci].search.seeds_for(k) for ci, k in wanted}
         got: dict[tuple, Trial] = {}
-        owner: dict[tuple, int] = {}  # (trial key, k, seed) -> the combination that trains it
+        owner: dict[tuple, int] = {}  # (trial key, k, seed) -> the combination that reads or trains it
         missing = []
         for (ci, k), ss in seeds.items():
             c = self.combos[ci]
             for s in ss:
+                if (c.key, k, s) in owner:  # another combination's: shared below, counted once
+                    continue
+                owner[c.key, k, s] = ci
                 hit: Optional[Finished] = self.found.get((c.key, k, s))
                 if hit is not None:
                     got[ci, k, s] = Trial.from_result(ci, k, s, "resumed", hit.trial, hit.result,
                                                       job_num=hit.job_num, job_dir=str(hit.job_dir))
-                elif (c.key, k, s) not in owner:
-                    owner[c.key, k, s] = ci
+                else:
                     missing.append((ci, k, s))
         for attempt in range(self.options.retries + 1):
             if not missing:
@@ -165,7 +167,7 @@ class Sweep:
             missing = [m for m in missing if m not in got]
             if self.out_of_time:
                 break
-        for (ci, k), ss in seeds.items():  # trials another combination trained for this one
+        for (ci, k), ss in seeds.items():  # trials another combination read or trained for this one
             c = self.combos[ci]
             for s in ss:
                 o = owner.get((c.key, k, s))
