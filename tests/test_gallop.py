@@ -119,3 +119,26 @@ def test_interface_and_factory():
         make_search("golden", upper=24)
     with pytest.raises(ValueError, match="cannot be imported"):
         make_search("deepdepth.search.Nope", upper=24)
+
+
+@pytest.mark.parametrize("parallel", [2, 3, 5])
+def test_skipping_moot_probes_keeps_the_limit_and_trains_less(parallel):
+    """Each round's probes in order, a moot one (above a failure of its round) skipped: the same
+    k* as training them all, under every monotone oracle, with or without a hint."""
+    skipped = 0
+    for limit in range(0, 153, 3):
+        for hint in (None, limit + 30):
+            full = GallopSearch(upper=150, parallel=parallel, hint=hint)
+            rounds(full, below(limit))
+            s = GallopSearch(upper=150, parallel=parallel, hint=hint)
+            while not s.done:
+                known = {}
+                for k in s.next_probes():
+                    if s.moot(k, known):
+                        s.skip(k)
+                        continue
+                    known[k] = [below(limit)(k)]
+                    s.record(k, known[k])
+            assert (s.k_star, s.censored, s.confirmed) == (full.k_star, full.censored, full.confirmed), (limit, hint)
+            skipped += len(s.skipped)
+    assert skipped > 0

@@ -37,7 +37,7 @@ def test_newer_format_rows_refinement_seeds_and_failures(tmp_path):
          history_row(0, 9, 1, False, **new),  # the retry of seed 1
          history_row(1, 6, 0, True, shared_from=0, **new)]
     frontier = [frontier_row(0, "cnn_tanh", 6, 9, censored=False, done=False, search="bisect+refine"),
-                frontier_row(1, "cnn_elu", 6, 6, censored=True, done=True, search="bisect")]
+                frontier_row(1, "cnn_elu", 6, 6, censored=True, done=True, search="bisect", skipped=[12, 15])]
     d = write_sweep(tmp_path / "s", frontier, history)
     trials = report.load_sweep(d)
     points = depth_points(trials)
@@ -49,6 +49,7 @@ def test_newer_format_rows_refinement_seeds_and_failures(tmp_path):
     assert combos[0].label == "cnn_tanh search=bisect+refine"  # only what varies is in the label
     md = report.render_report(combos, trials, mean_field=False)
     assert "unfinished" in md and "trials reused from combination 0" in md
+    assert combos[1].skipped == (12, 15) and "not trained, above a failure of their round: 12, 15" in md
 
 
 def test_job_folders_without_frontier(tmp_path):

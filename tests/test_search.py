@@ -212,3 +212,27 @@ def test_pure_package():
         src = path.read_text()
         for name in ("torch", "hydra", "lightning", "omegaconf"):
             assert f"import {name}" not in src, path
+
+
+def test_a_probe_above_a_failure_of_its_round_is_moot_and_skipping_it_keeps_the_bracket():
+    s = DepthSearch(upper=24, parallel=3)
+    assert s.next_probes() == [6, 12, 18]
+    assert s.moot(18, {12: [False, False, True]}) and s.moot(18, {6: [None]})  # a crash counts as failing
+    assert not s.moot(18, {12: [True, False, True]}) and not s.moot(6, {12: [False]})  # only above a failure
+    assert not s.moot(18, {}) and not s.moot(9, {6: [False]})  # 9 is not an open probe
+    s.record(6, [True])
+    s.record(12, [False])
+    s.skip(18)
+    assert (s.l, s.r) == (2, 2) and s.skipped == [18] and [h["k"] for h in s.history] == [6, 12]
+    with pytest.raises(ValueError, match="not an open probe"):
+        s.skip(18)
+    run(s, lambda k, seed: True)
+    assert s.k_star == 9 and s.confirmed is True
+
+
+def test_a_confirming_round_has_no_moot_probe():
+    """Its probes (k* and the depth above) are the limit's evidence: each is trained."""
+    s = DepthSearch(upper=24)
+    s._confirming = True  # a confirming round, as _open_round opens one
+    s._open([12, 15], confirm=True)
+    assert not s.moot(15, {12: [False]})

@@ -167,11 +167,14 @@ def test_a_job_longer_than_the_whole_budget_is_split_so_the_study_never_sticks()
     budget = 0.6 * whole
     assert cost.job_seconds(447, 6, steps) < budget < whole
     predicted = lambda job: cost.job_seconds(job.k, len(job.seeds), job.steps)
-    rows, jobs, clocks = resumed_runs(make_combos, {0: 700}, budget, predicted, mix_depths=True)
-    assert rows[0]["k_star"] == 699 and max(clocks) <= budget
+    rows, jobs, clocks = resumed_runs(make_combos, {0: 900}, budget, predicted, mix_depths=True)
+    assert (rows[0]["k_star"], rows[0]["censored"]) == (900, True) and max(clocks) <= budget
     assert all(predicted(j) <= budget for j in jobs)
     assert any(j.k == 900 and j.depths is None for j in jobs)  # the deepest probe apart, its seeds halved
     assert any(j.depths for j in jobs)  # packs that fit stay mixed
+    rows, jobs, clocks = resumed_runs(make_combos, {0: 700}, budget, predicted, mix_depths=True)
+    assert rows[0]["k_star"] == 699 and max(clocks) <= budget
+    assert rows[0]["skipped"] == [900] and max(j.k for j in jobs) == 750  # moot once 750 failed: not trained
 
 
 def test_a_job_that_does_not_fit_what_is_left_waits_while_shorter_ones_go():
@@ -242,8 +245,10 @@ def test_a_plan_in_runs_of_a_budget_counts_the_runs_and_resumes_between_them():
     budget = 2.5 * max(CostModel("h200").job_seconds(300, 3, 10), CostModel("h200").job_seconds(24, 3, 10))
     runs = plan_chunks(combos, {0: 156, 1: 12}, "h200", Options(), budget)
     assert len(runs) > 1 and runs[-1].done and not any(r.done for r in runs[:-1])
-    assert all(r.seconds <= budget for r in runs) and sum(r.jobs for r in runs) == whole.jobs  # none trained twice
-    assert sum(r.work for r in runs) == whole.work
+    waves = plan(combos, {0: 156, 1: 12}, "h200", Options(), budget=1e9)  # one job at a time: moot ones dropped
+    assert waves.jobs < whole.jobs and waves.work < whole.work
+    assert all(r.seconds <= budget for r in runs) and sum(r.jobs for r in runs) == waves.jobs  # none trained twice
+    assert sum(r.work for r in runs) == waves.work
     assert combos[0].search.rounds == 0  # the plan works on copies
     stuck = plan_chunks(combos, {0: 156, 1: 12}, "h200", Options(), budget=1.0)
     assert len(stuck) == 1 and stuck[0].jobs == 0 and not stuck[0].done
@@ -432,3 +437,34 @@ def test_a_plan_assumes_mean_field_depths_for_another_init_and_the_reference_for
     assert limits == {0: 3, 1: 24, 2: 84, 3: 84}
     assert "mean field's 6 xi depth 5.3" in notes[0] and "reference k*" in notes[2]
     assert [hint_for("cnn_tanh_newinit", "reference", mean_field_limit(c)) for c in combos] == [3, 24, 84, 84]
+
+
+def test_under_a_budget_a_probe_above_a_failure_of_its_round_is_not_trained():
+    """Jobs go in waves of what runs at once: once k=6 fails, its round's 12 and 18 cannot move
+    k*, so they are skipped; the limit is the one training every probe finds."""
+    def searches():
+        return [combo(0, ["model=a"], search=DepthSearch(upper=24, parallel=3, seeds=2))]
+    full = FakeBackend({0: 3})
+    assert [r["k_star"] for r in make(searches(), full).run()] == [3]
+    assert {k for _, k, _ in full.launched} >= {6, 12, 18}
+    waves = FakeBackend({0: 3})
+    rows = make(searches(), waves, time_budget=1000).run()
+    assert [r["k_star"] for r in rows] == [3] and rows[0]["skipped"] == [12, 18]
+    assert [k for _, k, _ in waves.launched] == [6, 3]
+
+
+def test_a_resumed_round_does_not_train_what_its_finished_failure_made_moot():
+    limits, disk = {0: 3}, {}
+
+    def searches():
+        return [combo(0, ["model=a"], search=DepthSearch(upper=24, parallel=3, seeds=2))]
+    combos = searches()
+    first = make(combos, FakeBackend(limits, seconds=10, disk=disk, combos=combos), time_budget=15)
+    first.cost.scale = 5.0  # ~10 s a job predicted: one fits
+    first.run()
+    assert first.out_of_time and {k for _, k, _ in disk} == {6}
+    again = FakeBackend(limits)
+    rerun = Sweep(None, searches(), again, CostModel("cpu"), Options(write=False), found=dict(disk),
+                  clock=lambda: again.now)
+    rows = rerun.run()
+    assert [r["k_star"] for r in rows] == [3] and rows[0]["skipped"] == [12, 18] and again.launched == [(0, 3, (0, 1))]

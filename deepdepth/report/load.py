@@ -69,6 +69,7 @@ class Combination:
     trials: int = 0
     failed_trials: int = 0
     nonmonotone: tuple = ()
+    skipped: tuple = ()     # probes left untrained: a shallower probe of their round failed
     label: str = ""         # the variant and the settings that vary between combinations
     file_label: str = ""    # stable file-name stem: 'model lr=... <varying>'
     extra: dict = field(default_factory=dict)
@@ -168,7 +169,7 @@ def _combination(sweep_dir: Path, f: dict, history: list[dict]) -> Combination:
         rule=f.get("rule") or "majority", confirmed=f.get("confirmed"),
         censored=bool(f.get("censored", f.get("hit_upper"))), done=f.get("done", True) is not False,
         trials=f.get("trials") or 0, failed_trials=f.get("failed_trials") or 0,
-        nonmonotone=tuple(f.get("nonmonotone") or ()), extra={"refine": f["refine"]} if f.get("refine") else {})
+        nonmonotone=tuple(f.get("nonmonotone") or ()), skipped=tuple(f.get("skipped") or ()), extra={"refine": f["refine"]} if f.get("refine") else {})
 
 
 def _job_results(sweep_dir: Path, records: list[dict]) -> list[dict]:

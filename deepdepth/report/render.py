@@ -62,6 +62,8 @@ def study_notes(c: Combination, trials: list[Trial]) -> str:
         notes.append(f"censored: every probe up to the search's bound {c.upper} trained, the limit lies deeper")
     if c.nonmonotone:
         notes.append("passed above a failure: " + ", ".join(map(str, c.nonmonotone)))
+    if c.skipped:
+        notes.append("not trained, above a failure of their round: " + ", ".join(map(str, c.skipped)))
     if c.failed_trials:
         notes.append(f"{c.failed_trials} failed trials")
     shared = {t.shared_from for t in trials if t.combo == c.combo and t.shared_from is not None}

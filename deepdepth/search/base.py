@@ -53,6 +53,8 @@ class Search(Protocol):
     def next_probes(self) -> list[int]: ...
     def seeds_for(self, k: int) -> list[int]: ...
     def record(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool: ...
+    def moot(self, k: int, known: Optional[dict[int, Sequence[Optional[bool]]]] = None) -> bool: ...
+    def skip(self, k: int) -> None: ...
     @property
     def k_star(self) -> Optional[int]: ...
     @property
@@ -79,9 +81,11 @@ class Bookkeeping:
         self.verdicts: dict[int, bool] = {}  # k -> combined verdict
         self.crashed: set[int] = set()  # depths where no trial produced a verdict
         self.history: list[dict] = []
+        self.skipped: list[int] = []  # open probes closed untrained: moot (``moot``)
         self.rounds = 0
         self.done = False
         self._pending: list[int] = []  # depths of the current round not yet recorded
+        self._round: list[int] = []  # every depth of the current round
 
     def k(self, i: int) -> int:
         return self.lower + self.step * i
@@ -97,11 +101,12 @@ class Bookkeeping:
         ks = sorted(k for k in dict.fromkeys(ks) if k not in self.verdicts)
         if ks:
             self.rounds += 1
-            self._pending = ks
+            self._pending, self._round = ks, list(ks)
             self._round_extra = extra
         return bool(ks)
 
-    def _note(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool:
+    def record(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool:
+        """Record one probe's per-seed verdicts (None = crashed); returns the combined verdict."""
         if k not in self._pending:
             raise ValueError(f"depth {k} is not an open probe (open: {self._pending})")
         v = combine(verdicts, self.rule)
@@ -113,7 +118,35 @@ class Bookkeeping:
                              "passes": sum(map(bool, counted)), "counted": len(counted),
                              "trainable": bool(v), "failed": v is None, **self._round_extra})
         self._pending.remove(k)
+        self._closed()
         return bool(v)
+
+    def _narrowing(self) -> bool:
+        """Does the open round narrow a bracket by its lowest failure (``bisect.narrow``)?"""
+        return False
+
+    def _closed(self) -> None:
+        """A probe of the open round was recorded or skipped; each search moves on its own way."""
+
+    def moot(self, k: int, known: Optional[dict[int, Sequence[Optional[bool]]]] = None) -> bool:
+        """Can the open probe k no longer move the search? In a narrowing round a probe above a
+        failing one cannot: ``narrow`` holds a pass above the lowest failure as noise. So under a
+        time budget, whose jobs go in waves, it need not train (``skip``). A failure is one
+        recorded in this round, or in ``known`` (per-seed verdicts of its probes trained, not yet
+        recorded)."""
+        if k not in self._pending or not self._narrowing():
+            return False
+        known = known or {}
+        return any(not combine(known[j], self.rule) if j in known and j in self._pending
+                   else j not in self._pending and not self.verdicts[j] for j in self._round if j < k)
+
+    def skip(self, k: int) -> None:
+        """Close the open probe k untrained (it is moot): no verdict, listed in ``skipped``."""
+        if k not in self._pending:
+            raise ValueError(f"depth {k} is not an open probe (open: {self._pending})")
+        self._pending.remove(k)
+        self.skipped.append(k)
+        self._closed()
 
     @property
     def last_pass(self) -> int:

@@ -9,7 +9,6 @@ probe trained reports k* = upper as censored (the limit is >= upper).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
 
 from .base import Bookkeeping
 
@@ -59,12 +58,12 @@ class DepthSearch(Bookkeeping):
         else:
             self.done = True
 
-    def record(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool:
-        """Record one probe's per-seed verdicts (None = crashed); returns the combined verdict."""
-        trainable = self._note(k, verdicts)
+    def _narrowing(self) -> bool:
+        return not self._confirming  # a confirming round keeps k*: its probes are its evidence
+
+    def _closed(self) -> None:
         if not self._pending and not self._confirming:
             self.l, self.r = narrow(self.verdicts, self.k, self.l, self.r)
-        return trainable
 
     @property
     def last_pass(self) -> int:

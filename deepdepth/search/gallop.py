@@ -34,7 +34,7 @@ failure is never probed past, and no depth above ``upper`` is ever trained.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 from .base import Bookkeeping
 from .bisect import narrow, split_points
@@ -107,12 +107,13 @@ class GallopSearch(Bookkeeping):
             return False
         return self.k(self.hi) - self.k(self.lo) <= max(self.step, self.resolution * self.k(self.lo))
 
-    def record(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool:
-        trainable = self._note(k, verdicts)
+    def _narrowing(self) -> bool:
+        return True  # every phase's round narrows [lo, hi] by its lowest failure
+
+    def _closed(self) -> None:
         if not self._pending:
             self.lo, r = narrow(self.verdicts, self.k, self.lo + 1, self.hi - 1)
             self.lo, self.hi = self.lo - 1, r + 1
-        return trainable
 
     # ---- result ------------------------------------------------------------------------------
     @property

@@ -103,6 +103,17 @@ class Refine:
             return list(self._pending[k])
         return self.base.seeds_for(k)
 
+    def moot(self, k: int, known: Optional[dict[int, Sequence[Optional[bool]]]] = None) -> bool:
+        """The base's rule while it searches; a refinement probe is never moot (every seed counts)."""
+        return k not in self._pending and not self.base.done and self.base.moot(k, known)
+
+    def skip(self, k: int) -> None:
+        self.base.skip(k)  # the base checks k is an open probe
+
+    @property
+    def skipped(self) -> list[int]:
+        return list(self.base.skipped)
+
     def record(self, k: int, verdicts: Sequence[Optional[bool]]) -> bool:
         if k not in self._pending:
             seeds = self.base.seeds_for(k)

@@ -47,14 +47,18 @@ class TimeBudget:
         return self.cost.job_seconds(shallow, 1, job.steps, self.models[job.combo]) <= self.seconds
 
     def launch(self, jobs: list[Job], at_once: int, elapsed: Callable[[], float],
-               launch: Callable[[list[Job]], None]) -> tuple[list[tuple[Job, float]], int]:
+               launch: Callable[[list[Job]], None],
+               moot: Callable[[Job], bool] = lambda job: False) -> tuple[list[tuple[Job, float]], int]:
         """Launch (``launch``) at most ``at_once`` jobs at a time while they are predicted to end
-        within the budget; the jobs that wait, each with its predicted seconds, and how many launched."""
+        within the budget, dropping those the jobs before them made ``moot``; the jobs that wait,
+        each with its predicted seconds, and how many launched."""
         queue, waiting, launched = list(jobs), [], 0
         while queue:
             batch, ends = [], elapsed()
             while queue and len(batch) < at_once:
                 job = queue.pop(0)
+                if moot(job):
+                    continue
                 seconds = self.job_seconds(job)
                 pieces = split(job, self.make_job) if seconds > self.seconds and self.one_fits(job) else []
                 if pieces:

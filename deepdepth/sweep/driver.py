@@ -156,6 +156,8 @@ class Sweep:
                                                       job_num=hit.job_num, job_dir=str(hit.job_dir))
                 else:
                     missing.append((ci, k, s))
+        moot = MootProbes(self.combos, seeds, got, owner)
+        missing = [m for m in missing if not moot.trial(*m)]  # a resume may know the round's failures
         for attempt in range(self.options.retries + 1):
             if not missing:
                 break
@@ -163,8 +165,8 @@ class Sweep:
             if self.options.time_budget is None:
                 self._launch(jobs, attempt, got)
             else:
-                self._launch_within_budget(jobs, attempt, got)
-            missing = [m for m in missing if m not in got]
+                self._launch_within_budget(jobs, attempt, got, moot.job)
+            missing = [m for m in missing if m not in got and not moot.trial(*m)]
             if self.out_of_time:
                 break
         for (ci, k), ss in seeds.items():  # trials another combination read or trained for this one
@@ -176,6 +178,8 @@ class Sweep:
         if self.out_of_time:  # the round's finished trials go in the history (no verdict yet)
             self.history += list(got.values())  # trained now, read back or shared
             return False
+        skip = {probe for probe, ss in seeds.items()
+                if any((*probe, s) not in got for s in ss) and moot.probe(*probe)}  # before any is recorded
         for (ci, k), ss in seeds.items():
             search = self.combos[ci].search
             rows = [got.get((ci, k, s)) for s in ss]
@@ -183,6 +187,11 @@ class Sweep:
                 if r is not None:
                     r.round = search.rounds
                     self.history.append(r)
+            if (ci, k) in skip:
+                self.say("bisect: %s k=%d skipped: a shallower probe of its round failed, so it cannot move k*",
+                         self.combos[ci].info.model, k)
+                search.skip(k)
+                continue
             verdict = search.record(k, [r.trainable if r else None for r in rows])
             for r in self.history:
                 if r.combo == ci and r.k == k and r.verdict is None:
@@ -233,11 +242,12 @@ class Sweep:
                 packs[:0] = [pack[:half], pack[half:]]
         return out
 
-    def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict) -> None:
-        """Launch what fits the rest of the time budget (``budget.TimeBudget``); the rest waits."""
+    def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict, moot: Callable[[Job], bool]) -> None:
+        """Launch what fits the rest of the time budget (``budget.TimeBudget``); the rest waits, and
+        a job the waves before it made moot is dropped."""
         budget = TimeBudget(self.options.time_budget, self.cost, [c.info.model for c in self.combos], self._job)
         waiting, launched = budget.launch(jobs, max(1, self.backend.parallelism), lambda: self.clock() - self.started,
-                                          lambda batch: self._launch(batch, attempt, got))
+                                          lambda batch: self._launch(batch, attempt, got), moot)
         if waiting:
             self.out_of_time = True
             budget.say_waiting(waiting, launched, self.jobs_done, self.clock() - self.started, self.say)
@@ -314,6 +324,43 @@ class Sweep:
                "history": [t.row(self.combos[t.combo].params) for t in self.history],
                "stopped": "time budget" if self.out_of_time else None}
         write_outputs(self.sweep_dir, doc)
+
+
+@dataclass
+class MootProbes:
+    """Which of a round's probes can no longer move their search (``Search.moot``), from the
+    trials the round has so far (``got``, filled as its waves finish). A trial one combination
+    trains for others (``owner``) is moot only when it is moot for every combination that wants it."""
+    combos: list[Combo]
+    seeds: dict  # (combination, k) -> the seeds the round trains there
+    got: dict  # (combination, k, seed) -> Trial
+    owner: dict  # (trial key, k, seed) -> the combination that reads or trains it
+
+    def _trial(self, ci: int, k: int, s: int) -> Optional[Trial]:
+        t = self.got.get((ci, k, s))
+        o = self.owner.get((self.combos[ci].key, k, s))
+        return t if t is not None or o is None else self.got.get((o, k, s))
+
+    def probe(self, ci: int, k: int) -> bool:
+        search = self.combos[ci].search
+        if not hasattr(search, "moot"):
+            return False
+        known = {}  # the combination's other probes of the round whose every trial is in
+        for (cj, j), ss in self.seeds.items():
+            if cj != ci or j == k:
+                continue
+            trials = [self._trial(ci, j, s) for s in ss]
+            if all(t is not None for t in trials):
+                known[j] = [t.trainable for t in trials]
+        return search.moot(k, known)
+
+    def trial(self, ci: int, k: int, s: int) -> bool:
+        key = self.combos[ci].key
+        wanting = [cj for (cj, j), ss in self.seeds.items() if j == k and s in ss and self.combos[cj].key == key]
+        return bool(wanting) and all(self.probe(cj, k) for cj in wanting)
+
+    def job(self, job: Job) -> bool:
+        return all(self.trial(*r) for r in job.replicas)
 
 
 def replica_record(records: list, i: int, k: int, seed: int, job_k) -> Optional[dict]:
