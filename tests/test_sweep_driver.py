@@ -342,16 +342,32 @@ def test_mixed_packs_are_halved_until_they_fit_the_device():
     assert all(fits(0, [k for k, _ in j.members]) for j in jobs)
 
 
-def test_a_budget_stop_keeps_the_rounds_finished_trials_in_the_history():
+def test_a_budget_stop_judges_the_searches_whose_round_is_in_and_keeps_the_others_trials():
+    """a's round (3 and 6) is in: judged. b's job at 6 waits: b stops at its round, its trial at 3
+    kept in the history without a verdict; a's next round does not fit the budget either."""
     combos = [combo(0, ["model=a"]), combo(1, ["model=b"])]
     backend = FakeBackend({0: 12, 1: 6}, seconds=10)
-    sweep = make(combos, backend, time_budget=25)
+    sweep = make(combos, backend, time_budget=35)
     sweep.cost.scale = 5.0
     rows = sweep.run()
-    assert sweep.out_of_time and not any(r["done"] for r in rows)
-    assert len(backend.launched) == 2  # one job a launch: the third was predicted to end late
-    assert [t.status for t in sweep.history] == ["ok"] * 4 and all(t.verdict is None for t in sweep.history)
+    assert sweep.out_of_time and not any(r["done"] for r in rows) and sweep.stalled == {0, 1}
+    assert backend.launched == [(0, 3, (0, 1)), (0, 6, (0, 1)), (1, 3, (0, 1))]  # one job a launch, 10 s each
+    assert [(t.combo, t.k, t.verdict) for t in sweep.history] == [(0, 3, True)] * 2 + [(0, 6, True)] * 2 + \
+        [(1, 3, None)] * 2
+    assert (rows[0]["probes"], rows[1]["probes"]) == (2, 0)
 
+
+def test_a_search_whose_next_job_fits_goes_on_while_another_waits():
+    """Rounds are per search under a budget: b's deep job waits, a's next rounds use the time left."""
+    cost = CostModel("cpu")
+    deep = Combo(1, ["model=b"], DepthSearch(lower=600, upper=600, seeds=1), Composed(model="b", lr=0.01, steps=100))
+    combos = [combo(0, ["model=a"]), deep]
+    backend = FakeBackend({0: 12, 1: 600}, seconds=lambda job: cost.job_seconds(job.k, len(job.seeds), job.steps))
+    sweep = Sweep(None, combos, backend, cost, Options(write=False, time_budget=30), clock=lambda: backend.now)
+    assert cost.job_seconds(600, 1, 100) > 30
+    rows = sweep.run()
+    assert sweep.stalled == {1} and rows[0]["done"] and rows[0]["k_star"] == 12 and not rows[1]["done"]
+    assert all(c == 0 for c, _, _ in backend.launched) and len(backend.launched) > 2  # a's later rounds ran
 
 def test_a_budget_stop_shares_the_finished_trials_with_the_other_protocol():
     """A report of a stopped sweep shows a variant without BatchNorm under both protocols."""

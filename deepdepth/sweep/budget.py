@@ -75,7 +75,8 @@ class TimeBudget:
     def say_waiting(self, waiting: list[tuple[Job, float]], launched: int, jobs_done: int, elapsed: float,
                     say: Callable[..., None]) -> None:
         """Name the jobs even one trial of which is too long, then why the run stops: nothing could
-        launch, or the budget is reached (``jobs_done``: jobs this sweep finished before)."""
+        launch, or the budget is reached (``launched``, ``jobs_done``: the jobs it launched, those
+        a sweep finished before)."""
         budget = self.seconds
         never = [(job, seconds) for job, seconds in waiting if seconds > budget]  # even one trial is too long
         if never:
@@ -87,5 +88,5 @@ class TimeBudget:
             say("bisect: the time budget of %s is smaller than one job (est. %s): nothing launched; "
                 "raise hydra.sweeper.time_budget", duration(budget), duration(min(s for _, s in waiting)))
         else:
-            say("bisect: time budget of %s reached (%s elapsed; %d jobs of this round left); "
+            say("bisect: time budget of %s reached (%s elapsed; %d jobs wait); "
                 "rerun the same command to resume", duration(budget), duration(elapsed), len(waiting))

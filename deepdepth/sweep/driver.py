@@ -4,8 +4,10 @@ resume, trials shared between combinations that train the same function, a time 
 
 Each round gathers the open probes of every unfinished search, reads back trials already in
 the sweep dir, trains each missing (trial key, depth, seed) once, retries failures, feeds the
-verdicts back and rewrites the study's files. A ``Backend`` composes and launches jobs (the
-Hydra plugin's launcher, or a simulation for a dry run).
+verdicts back and rewrites the study's files. Under a time budget a search whose round has a
+job waiting stops there for this run while the others go on; a probe its round's failures made
+moot is not trained. A ``Backend`` composes and launches jobs (the Hydra plugin's launcher, or a
+simulation for a dry run).
 """
 from __future__ import annotations
 
@@ -92,7 +94,9 @@ class Sweep:
     def __post_init__(self):
         self.history: list[Trial] = []
         self.jobs_done = self.work_done = self.rounds = 0
-        self.out_of_time = False
+        self.stalled: set[int] = set()  # combinations whose round has a job waiting for the next run
+        self.waiting: list[tuple[Job, float]] = []  # those jobs, each with its predicted seconds
+        self.launched = 0  # jobs this run launched under its budget
         self.started = self.clock()
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
         self.pack_group = self._pack_groups()
@@ -124,22 +128,32 @@ class Sweep:
         return groups
 
     # ---- the loop ------------------------------------------------------------------------------
+    @property
+    def out_of_time(self) -> bool:
+        """Did the time budget leave a job for the next run?"""
+        return bool(self.stalled)
+
     def run(self) -> list[dict]:
+        """Rounds until every search is done or waits for the next run: a search whose round has a
+        job the budget cannot fit stops there (``stalled``), the others go on in the time left."""
         while True:
-            wanted = [(c.index, k) for c in self.combos for k in c.search.next_probes()]
+            wanted = [(c.index, k) for c in self.combos if c.index not in self.stalled for k in c.search.next_probes()]
             for c in self.combos:
                 if c.search.done and c.seconds is None:
                     c.seconds = round(self.clock() - self.started, 3)
             self.write()
-            if not wanted or self.out_of_time:
+            if not wanted:
                 break
             if self._round(wanted):
                 self.rounds += 1
                 self._progress()
+        if self.waiting:
+            self._budget().say_waiting(self.waiting, self.launched, 0, self.clock() - self.started, self.say)
         return self.frontier()
 
     def _round(self, wanted: list[tuple[int, int]]) -> bool:
-        """Train what the round needs; False when the budget stopped it before the end."""
+        """Train what the round needs and judge each search whose probes are all in; False when
+        every one of them has a job waiting for the next run."""
         seeds = {(ci, k): self.combos[ci].search.seeds_for(k) for ci, k in wanted}
         got: dict[tuple, Trial] = {}
         owner: dict[tuple, int] = {}  # (trial key, k, seed) -> the combination that reads or trains it
@@ -158,6 +172,7 @@ class Sweep:
                     missing.append((ci, k, s))
         moot = MootProbes(self.combos, seeds, got, owner)
         missing = [m for m in missing if not moot.trial(*m)]  # a resume may know the round's failures
+        waits: set[tuple] = set()  # (trial key, k, seed) of the jobs that wait for the next run
         for attempt in range(self.options.retries + 1):
             if not missing:
                 break
@@ -165,21 +180,20 @@ class Sweep:
             if self.options.time_budget is None:
                 self._launch(jobs, attempt, got)
             else:
-                self._launch_within_budget(jobs, attempt, got, moot.job)
-            missing = [m for m in missing if m not in got and not moot.trial(*m)]
-            if self.out_of_time:
-                break
+                waits |= {(self.combos[ci].key, k, s) for job in self._launch_within_budget(jobs, attempt, got, moot.job)
+                          for ci, k, s in job.replicas}
+            missing = [m for m in missing if m not in got and (self.combos[m[0]].key, *m[1:]) not in waits
+                       and not moot.trial(*m)]
+        stalled = {ci for (ci, k), ss in seeds.items() if any((self.combos[ci].key, k, s) in waits for s in ss)}
+        self.stalled |= stalled
         for (ci, k), ss in seeds.items():  # trials another combination read or trained for this one
             c = self.combos[ci]
             for s in ss:
                 o = owner.get((c.key, k, s))
                 if (ci, k, s) not in got and o is not None and o != ci and (o, k, s) in got:
                     got[ci, k, s] = replace(got[o, k, s], combo=ci, status="shared", shared_from=o)
-        if self.out_of_time:  # the round's finished trials go in the history (no verdict yet)
-            self.history += list(got.values())  # trained now, read back or shared
-            return False
-        skip = {probe for probe, ss in seeds.items()
-                if any((*probe, s) not in got for s in ss) and moot.probe(*probe)}  # before any is recorded
+        skip = {probe for probe, ss in seeds.items() if probe[0] not in stalled
+                and any((*probe, s) not in got for s in ss) and moot.probe(*probe)}  # before any is recorded
         for (ci, k), ss in seeds.items():
             search = self.combos[ci].search
             rows = [got.get((ci, k, s)) for s in ss]
@@ -187,6 +201,8 @@ class Sweep:
                 if r is not None:
                     r.round = search.rounds
                     self.history.append(r)
+            if ci in stalled:  # its finished trials are in the history, without a verdict yet
+                continue
             if (ci, k) in skip:
                 self.say("bisect: %s k=%d skipped: a shallower probe of its round failed, so it cannot move k*",
                          self.combos[ci].info.model, k)
@@ -196,7 +212,7 @@ class Sweep:
             for r in self.history:
                 if r.combo == ci and r.k == k and r.verdict is None:
                     r.verdict = verdict
-        return True
+        return any(ci not in stalled for ci, _ in seeds)
 
     def _jobs(self, missing: list[tuple[int, int, int]]) -> list[Job]:
         """Missing (combination, depth, seed) trials as jobs: per probe, contiguous seeds packed;
@@ -242,15 +258,19 @@ class Sweep:
                 packs[:0] = [pack[:half], pack[half:]]
         return out
 
-    def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict, moot: Callable[[Job], bool]) -> None:
-        """Launch what fits the rest of the time budget (``budget.TimeBudget``); the rest waits, and
-        a job the waves before it made moot is dropped."""
-        budget = TimeBudget(self.options.time_budget, self.cost, [c.info.model for c in self.combos], self._job)
-        waiting, launched = budget.launch(jobs, max(1, self.backend.parallelism), lambda: self.clock() - self.started,
-                                          lambda batch: self._launch(batch, attempt, got), moot)
-        if waiting:
-            self.out_of_time = True
-            budget.say_waiting(waiting, launched, self.jobs_done, self.clock() - self.started, self.say)
+    def _budget(self) -> TimeBudget:
+        return TimeBudget(self.options.time_budget, self.cost, [c.info.model for c in self.combos], self._job)
+
+    def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict,
+                              moot: Callable[[Job], bool]) -> list[Job]:
+        """Launch what fits the rest of the time budget (``budget.TimeBudget``), dropping a job the
+        waves before it made moot; the jobs that wait for the next run."""
+        waiting, launched = self._budget().launch(jobs, max(1, self.backend.parallelism),
+                                                  lambda: self.clock() - self.started,
+                                                  lambda batch: self._launch(batch, attempt, got), moot)
+        self.waiting += waiting
+        self.launched += launched
+        return [job for job, _ in waiting]
 
     def _launch(self, jobs: list[Job], attempt: int, got: dict) -> None:
         if not jobs:
