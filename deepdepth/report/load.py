@@ -169,7 +169,8 @@ def _combination(sweep_dir: Path, f: dict, history: list[dict]) -> Combination:
         rule=f.get("rule") or "majority", confirmed=f.get("confirmed"),
         censored=bool(f.get("censored", f.get("hit_upper"))), done=f.get("done", True) is not False,
         trials=f.get("trials") or 0, failed_trials=f.get("failed_trials") or 0,
-        nonmonotone=tuple(f.get("nonmonotone") or ()), skipped=tuple(f.get("skipped") or ()), extra={"refine": f["refine"]} if f.get("refine") else {})
+        nonmonotone=tuple(f.get("nonmonotone") or ()), skipped=tuple(f.get("skipped") or ()),
+        extra={"refine": f["refine"]} if f.get("refine") else {})
 
 
 def _job_results(sweep_dir: Path, records: list[dict]) -> list[dict]:

@@ -85,7 +85,7 @@ class Bookkeeping:
         self.rounds = 0
         self.done = False
         self._pending: list[int] = []  # depths of the current round not yet recorded
-        self._round: list[int] = []  # every depth of the current round
+        self._round_probes: list[int] = []  # every depth of the current round
 
     def k(self, i: int) -> int:
         return self.lower + self.step * i
@@ -101,7 +101,7 @@ class Bookkeeping:
         ks = sorted(k for k in dict.fromkeys(ks) if k not in self.verdicts)
         if ks:
             self.rounds += 1
-            self._pending, self._round = ks, list(ks)
+            self._pending, self._round_probes = ks, list(ks)
             self._round_extra = extra
         return bool(ks)
 
@@ -137,8 +137,13 @@ class Bookkeeping:
         if k not in self._pending or not self._narrowing():
             return False
         known = known or {}
-        return any(not combine(known[j], self.rule) if j in known and j in self._pending
-                   else j not in self._pending and not self.verdicts[j] for j in self._round if j < k)
+
+        def failed(j: int) -> bool:
+            if j not in self._pending:  # recorded in this round
+                return not self.verdicts[j]
+            return j in known and not combine(known[j], self.rule)
+
+        return any(failed(j) for j in self._round_probes if j < k)
 
     def skip(self, k: int) -> None:
         """Close the open probe k untrained (it is moot): no verdict, listed in ``skipped``."""

@@ -9,7 +9,6 @@ probe trained reports k* = upper as censored (the limit is >= upper).
 """
 from __future__ import annotations
 
-
 from .base import Bookkeeping
 
 

@@ -104,8 +104,9 @@ class Refine:
         return self.base.seeds_for(k)
 
     def moot(self, k: int, known: Optional[dict[int, Sequence[Optional[bool]]]] = None) -> bool:
-        """The base's rule while it searches; a refinement probe is never moot (every seed counts)."""
-        return k not in self._pending and not self.base.done and self.base.moot(k, known)
+        """The base's rule (only the base's open probes can be moot): a refinement probe never is,
+        every seed counts."""
+        return self.base.moot(k, known)
 
     def skip(self, k: int) -> None:
         self.base.skip(k)  # the base checks k is an open probe

@@ -128,7 +128,8 @@ def frontier_row(c, mine: list) -> dict:
         "failed_trials": sum(t.status == "failed" for t in mine),
         "shared_trials": sum(t.status == "shared" for t in mine), "rounds": s.rounds,
         "probes": len(s.history), "seconds": c.seconds, "nonmonotone": s.nonmonotone,
-        "crashed": sorted(getattr(s, "crashed", ())), "skipped": sorted(getattr(s, "skipped", ())), "lower": s.lower, "upper": s.upper,
+        "crashed": sorted(getattr(s, "crashed", ())), "skipped": sorted(getattr(s, "skipped", ())),
+        "lower": s.lower, "upper": s.upper,
         "step": s.step, "rule": s.rule, "seeds": len(s.seeds), "probe_history": s.history,
         **refinement(s)}
 
