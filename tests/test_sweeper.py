@@ -282,22 +282,27 @@ def test_init_gains_train_packed_in_one_job_per_depth_and_resume(tmp_path, mnist
 
 
 def slow_clock(tmp_path, factor: int) -> dict:
-    """An environment whose ``time.perf_counter`` runs ``factor`` times fast (a ``sitecustomize``
-    on PYTHONPATH): to the sweep, every job then lasts ``factor`` times longer, whatever the
-    machine's speed, so a wall-clock budget is reached on a fast machine too."""
+    """An environment whose sweep clock (``Sweep.clock``) runs ``factor`` times fast (a
+    ``sitecustomize`` on PYTHONPATH): to the sweep, every job then lasts ``factor`` times longer,
+    whatever the machine's speed, so a wall-clock budget is reached on a fast machine too. The
+    trials' own ``seconds`` stay real, so the cost model, which reads them, predicts a job far
+    inside the budget even on a loaded machine, and every run trains at least one."""
     site = tmp_path / "slow_clock"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(
         "import time\n_real = time.perf_counter\n_t0 = _real()\n"
-        f"time.perf_counter = lambda: _t0 + (_real() - _t0) * {factor}\n")
+        f"time.perf_counter = lambda: _t0 + (_real() - _t0) * {factor}\n"
+        "import deepdepth.sweep.driver  # binds Sweep.clock to the fast clock\n"
+        "time.perf_counter = _real\n")
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
 
 def test_time_budget_stops_cleanly_and_the_same_command_finishes(tmp_path, mnist_root):
     # threshold 1.0: every depth trains, so each search probes 3, 6 and 12: 12 one-seed jobs. The
-    # clock runs 20x fast, so a job (a Lightning fit, 0.3 s or more anywhere) lasts 6 s or more to
-    # the sweep and the 12 cannot end within 30 s; the first job of each run is predicted at about
-    # 2 s (the cost model's constant), so every run trains at least one. The sample counts tell the
+    # sweep's clock runs 20x fast, so a job (a Lightning fit, 0.3 s or more anywhere) lasts 6 s or
+    # more to the sweep and the 12 cannot end within 30 s; the first job of each run is predicted
+    # at its real seconds (those the jobs before it took, or the cost model's constant of 2 s), so
+    # every run trains at least one unless a job takes 30 real seconds. The sample counts tell the
     # cost model the jobs are small (it assumes all of MNIST otherwise)
     args = ["model=cnn_tanh_newinit,resnet_nobn", "hydra.sweeper.upper=12", "hydra.sweeper.seeds=2",
             "hydra.sweeper.pack=false", "trainability.threshold=1.0", "hydra.sweeper.time_budget=30",
