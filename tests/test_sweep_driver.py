@@ -9,7 +9,7 @@ from deepdepth.sweep.plan import plan_chunks
 from deepdepth.sweep.setup import chunks_summary
 from deepdepth.sweep.trials import Job, Trial
 from deepdepth.sweep.cost import duration, steps_per_trial
-from deepdepth.sweep.records import Finished
+from deepdepth.sweep.records import Finished, written_history_rows
 
 
 class FakeBackend:
@@ -368,6 +368,32 @@ def test_a_search_whose_next_job_fits_goes_on_while_another_waits():
     rows = sweep.run()
     assert sweep.stalled == {1} and rows[0]["done"] and rows[0]["k_star"] == 12 and not rows[1]["done"]
     assert all(c == 0 for c, _, _ in backend.launched) and len(backend.launched) > 2  # a's later rounds ran
+
+def test_a_resumed_sweep_leaves_the_last_runs_files_until_it_has_caught_up(tmp_path):
+    """Killed while its first job trains (a device sitting cut short), a resumed sweep must leave
+    the last run's frontier and history in place, not blank them; its own end writes them all."""
+    cost = CostModel("cpu")
+
+    def searches():
+        deep = Combo(1, ["model=b"], DepthSearch(lower=600, upper=600, seeds=1), Composed(model="b", lr=0.01, steps=100))
+        return [combo(0, ["model=a"]), deep]
+
+    def seconds(job):
+        return cost.job_seconds(job.k, len(job.seeds), job.steps)
+
+    disk, first = {}, searches()
+    Sweep(tmp_path, first, FakeBackend({0: 12, 1: 600}, seconds=seconds, disk=disk, combos=first), cost,
+          Options(time_budget=30)).run()  # b's deep job waits: a's rows only
+    before = written_history_rows(tmp_path)
+    again = searches()
+    backend = FakeBackend({0: 12, 1: 600}, seconds=seconds, disk=disk, combos=again)
+    seen, launch = [], backend.launch
+    backend.launch = lambda jobs, start: seen.append(written_history_rows(tmp_path)) or launch(jobs, start)
+    rerun = Sweep(tmp_path, again, backend, CostModel("cpu"), Options(), found=dict(disk))
+    rerun.run()
+    assert before > 0 and seen == [before]  # b's job trained while the first run's files stood
+    assert written_history_rows(tmp_path) == len(rerun.history) == before + 1
+
 
 def test_a_budget_stop_shares_the_finished_trials_with_the_other_protocol():
     """A report of a stopped sweep shows a variant without BatchNorm under both protocols."""

@@ -19,7 +19,7 @@ from typing import Callable, Optional, Protocol
 
 from .budget import TimeBudget
 from .cost import CostModel, device_name, duration
-from .records import Finished, frontier_row, write_outputs
+from .records import Finished, frontier_row, write_outputs, written_history_rows
 from .trials import INIT, RUNTIME, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
 
 log = logging.getLogger("deepdepth.sweep")
@@ -101,6 +101,9 @@ class Sweep:
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
         self.pack_group = self._pack_groups()
         self._calibrate_from_found()
+        # a resume replays the finished rounds; until it has as many trials as the last run
+        # wrote, that run's files stay (a sweep killed in its first round must not blank them)
+        self.written_rows = written_history_rows(self.sweep_dir) if self.options.write and self.found else 0
 
     def _calibrate_from_found(self) -> None:
         """The cost model rescaled by the finished jobs a resumed sweep finds (each job once, and
@@ -141,12 +144,14 @@ class Sweep:
             for c in self.combos:
                 if c.search.done and c.seconds is None:
                     c.seconds = round(self.clock() - self.started, 3)
-            self.write()
             if not wanted:
                 break
+            if len(self.history) >= self.written_rows:
+                self.write()
             if self._round(wanted):
                 self.rounds += 1
                 self._progress()
+        self.write()
         if self.waiting:
             self._budget().say_waiting(self.waiting, self.launched, 0, self.clock() - self.started, self.say)
         return self.frontier()

@@ -86,6 +86,14 @@ def _checked_trials(result) -> list[dict]:
     return result["trials"]
 
 
+def written_history_rows(sweep_dir: Optional[Path]) -> int:
+    """How many trial rows the sweep dir's frontier.json holds (0: none, or unreadable)."""
+    try:
+        return len(json.loads((Path(sweep_dir) / "frontier.json").read_text())["history"])
+    except (TypeError, OSError, ValueError, KeyError):
+        return 0
+
+
 def write_outputs(sweep_dir: Path, doc: dict) -> None:
     """frontier.json (everything), frontier.csv (one row per combination), history.csv (per trial)."""
     atomic_write(sweep_dir / "frontier.json", json.dumps(doc, indent=1, default=str) + "\n")
