@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .models import check_depth, check_init
 from .models.blocks import ACTIVATIONS
+from .seeds import MAX_SEED, seed_error
 from .module import PROTOCOLS
 from .verdict import CRITERIA
 
@@ -64,7 +65,11 @@ def _checks(cfg: DictConfig):
     yield _number(cfg.trainability.threshold) and 0 < cfg.trainability.threshold <= 1, \
         f"trainability.threshold must be in (0, 1], got {cfg.trainability.threshold!r}"
     yield _whole(cfg.replicas, 1), f"replicas must be a positive integer, got replicas={cfg.replicas!r}"
-    yield _whole(cfg.seed, 0), f"seed must be a non-negative integer, got seed={cfg.seed!r}"
+    yield seed_error(cfg.seed) is None, seed_error(cfg.seed)
+    if cfg.get("seeds") is None and seed_error(cfg.seed) is None and _whole(cfg.replicas, 1):
+        last = cfg.seed + cfg.replicas - 1
+        yield last <= MAX_SEED, (f"seed={cfg.seed} replicas={cfg.replicas} trains seeds up to {last}, past 2**32-1 "
+                                 "(torch seeds with 32 bits: they would repeat seeds from 0)")
     yield cfg.protocol in PROTOCOLS, f"protocol={cfg.protocol!r} is unknown; choose one of {list(PROTOCOLS)}"
     yield cfg.fast in ("auto", True, False, "compile"), f"fast must be auto, true, false or compile, got fast={cfg.fast!r}"
     yield _whole(cfg.data.batch_size, 1), \

@@ -111,8 +111,8 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         finally:
             _release(module)
     trials = [{"k": k, **t} for k, t in zip(trial_depths(cfg), verdict.verdicts)]
-    if cfg.get("inits") is not None:  # an init-packed job: each trial's own init
-        trials = [{**t, "init": i} for t, i in zip(trials, trial_inits(cfg))]
+    inits = trial_inits(cfg)  # each trial's own init (an init-packed job gives each its own)
+    trials = [{**t, "init": i} for t, i in zip(trials, inits if isinstance(inits, list) else [inits] * len(trials))]
     result = {
         "model": cfg.model.name, "k": cfg.k, "lr": cfg.optim.get("lr"), "epochs": cfg.trainer.max_epochs,
         "criterion": cfg.trainability.criterion, "threshold": cfg.trainability.threshold,

@@ -8,6 +8,7 @@ from .components import entries, missing_extra
 from .config import ConfigError
 from .models.init import check_init
 from .module import MEMORY_FORMATS
+from .seeds import seed_error
 
 PRECISIONS = ("fp32", "tf32")
 LIGHTNING_FP32 = (None, 32, "32", "32-true")
@@ -65,6 +66,9 @@ def _pack_checks(cfg: DictConfig):
         ok = OmegaConf.is_list(values) and len(values) == cfg.replicas and all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
         yield (ok, f"{key}={values!r} must list one non-negative integer per replica (replicas={cfg.replicas})")
+        if ok and key == "seeds":
+            bad = next((v for v in values if seed_error(v)), None)
+            yield (bad is None, f"seeds: {seed_error(bad, 'seed')}")
     depths = cfg.get("depths")
     if depths is not None and OmegaConf.is_list(depths) and len(depths):
         yield (max(depths) == cfg.k and all(d > 0 and d % 3 == 0 for d in depths),

@@ -30,7 +30,7 @@ def confidence(model: str, counts: dict, k_star=None, **params):
 def history_row(combo, k, seed, trainable, test_err=None, **extra):
     err = (0.05 if trainable else 0.9) if test_err is None else test_err
     return {"combo": combo, "k": k, "seed": seed, "status": "ok", "trainable": trainable, "test_err": err,
-            "train_err": err, "diverged": False, "verdict": trainable, "threshold": 0.2, "criterion": "test", **extra}
+            "train_err": err, "diverged": False, "probe_verdict": trainable, "threshold": 0.2, "criterion": "test", **extra}
 
 
 def write_sweep(d, frontier: list[dict], history: list[dict], sweeper=None):

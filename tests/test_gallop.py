@@ -54,9 +54,9 @@ def test_random_monotone_oracles_with_seeds_and_rules():
         limits = {s: rng.randrange(0, upper + 6, 3) for s in range(3)}  # per-seed limits
         oracle = lambda k, seed: k <= limits[seed]
         rule = rng.choice(["majority", "all", "any"])
-        ref = DepthSearch(upper=upper, seeds=3, rule=rule)
+        ref = DepthSearch(upper=upper, seeds=3, rule=rule, seed_scheme="shared")  # a seed's own limit
         rounds(ref, oracle)
-        s = GallopSearch(upper=upper, seeds=3, rule=rule, parallel=rng.randint(1, 4),
+        s = GallopSearch(upper=upper, seeds=3, rule=rule, seed_scheme="shared", parallel=rng.randint(1, 4),
                          hint=rng.choice([None, rng.randrange(3, upper + 1)]))
         rounds(s, oracle)
         assert s.k_star == ref.k_star

@@ -43,7 +43,7 @@ def test_base_phase_is_the_base_search():
 
 
 def test_refinement_seeds_are_new_at_every_depth():
-    s = Refine(GallopSearch(upper=60, seeds=3, seed=10), width=1, max_seeds=11, batch=4)
+    s = Refine(GallopSearch(upper=60, seeds=3, seed=10, seed_scheme="shared"), width=1, max_seeds=11, batch=4)
     probes = drive(s, noisy(30))
     used: dict[int, list[int]] = {}
     for k, seeds in probes:
@@ -54,6 +54,24 @@ def test_refinement_seeds_are_new_at_every_depth():
         if h.get("phase") == "refine":
             assert min(h["seeds"]) >= 13 and len(h["seeds"]) == len(h["verdicts"]) <= 4
     assert max(k for k, _ in probes) <= 60 and min(k for k, _ in probes) >= 3
+
+
+def test_independent_refinement_seeds_differ_across_depths_and_extend_a_shared_base():
+    """A study trained with shared seeds adds independent ones: the base keeps its seeds, the
+    added seeds at one depth are none of another depth's, and none repeats at its depth."""
+    s = Refine(GallopSearch(upper=60, seeds=3, seed_scheme="shared"), width=1, max_seeds=11, batch=4,
+               seed_scheme="independent")
+    probes = drive(s, noisy(30))
+    added: dict[int, set[int]] = {}
+    for h in s.history:
+        if h.get("phase") == "refine":
+            added.setdefault(h["k"], set()).update(h["seeds"])
+    assert len(added) >= 2 and all(min(v) > 2 for v in added.values())
+    depths = sorted(added)
+    assert not added[depths[0]] & added[depths[1]]
+    for k in depths:
+        seeds = [seed for kk, ss in probes if kk == k for seed in ss]
+        assert len(seeds) == len(set(seeds)) <= 11 and {0, 1, 2} & set(seeds) in (set(), {0, 1, 2})
 
 
 def test_a_step_narrower_than_the_grid_is_not_reached_and_says_so():
@@ -69,7 +87,7 @@ def test_a_step_narrower_than_the_grid_is_not_reached_and_says_so():
 
 
 def test_mixed_verdicts_inside_the_step_reach_the_width():
-    s = Refine(GallopSearch(upper=90, seeds=3), width=3, max_seeds=24, batch=4)
+    s = Refine(GallopSearch(upper=90, seeds=3, seed_scheme="shared"), width=3, max_seeds=24, batch=4)
     drive(s, noisy(30))
     assert s.reached and s.interval.high - s.interval.low < 3
     assert s.interval.low < 30 < s.interval.high  # 2 in 3 seeds train at 30, none at 33
@@ -88,7 +106,7 @@ def test_censored_or_nothing_trainable_has_no_crossing_to_refine():
 
 def test_crashed_trials_use_up_seeds_but_are_not_counted():
     crash_odd = lambda k, seed: None if seed % 2 else k <= 30 or (k == 33 and seed % 4 == 0)
-    s = Refine(GallopSearch(upper=90, seeds=3), width=1, max_seeds=12)
+    s = Refine(GallopSearch(upper=90, seeds=3, seed_scheme="shared"), width=1, max_seeds=12)
     drive(s, crash_odd)
     assert all(s.seeds_at[k] == sum(v is not None for _, v in t) for k, t in s.tried.items())
     assert max(len(t) for t in s.tried.values()) == 12 and max(s.seeds_at.values()) == 6
@@ -155,3 +173,12 @@ if __name__ == "__main__":  # the larger run the module docstring reports
     cases = [(c, b, 3.0 if c == 14 else 0.1 * c) for c in (14, 40, 150) for b in (4, 8, 15)]
     for case, r in coverage(cases, n, seed=1).items():
         print(case, r, f"{r['covered'] / max(r['reached'], 1):.3f}")
+
+
+def test_a_fraction_of_k50_sets_the_width_to_reach():
+    s = Refine(GallopSearch(upper=90, seeds=3, seed_scheme="shared"), fraction=0.25, max_seeds=24, batch=4)
+    drive(s, noisy(30))
+    iv = s.interval
+    assert s.reached and iv.high - iv.low < 0.25 * iv.k50 and "0.25 of k50" in s.stopped
+    with pytest.raises(ValueError, match="width .* or a fraction"):
+        Refine(GallopSearch(upper=90), max_seeds=24)

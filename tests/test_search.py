@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from deepdepth.search import DepthSearch, combine, split_points
+from deepdepth.search import DepthSearch, GallopSearch, combine, split_points
 
 
 def run(search, oracle):
@@ -236,3 +236,23 @@ def test_a_confirming_round_has_no_moot_probe():
     s._confirming = True  # a confirming round, as _open_round opens one
     s._open([12, 15], confirm=True)
     assert not s.moot(15, {12: [False]})
+
+
+def test_independent_seeds_differ_across_depths_and_shared_seeds_do_not():
+    from deepdepth.seeds import MAX_SEED, derived_seed
+
+    ind = GallopSearch(upper=30, seeds=3)  # the default scheme
+    a, b = ind.seeds_for(3), ind.seeds_for(6)
+    assert len(set(a)) == 3 and not set(a) & set(b) and all(0 <= s <= MAX_SEED for s in a + b)
+    assert a == [derived_seed(0, 3, i) for i in range(3)] == GallopSearch(upper=30, seeds=3).seeds_for(3)
+    assert GallopSearch(upper=30, seeds=3, seed=1).seeds_for(3) != a  # the sweep seed moves them all
+    shared = DepthSearch(upper=30, seeds=3, seed=5, seed_scheme="shared")
+    assert shared.seeds_for(3) == shared.seeds_for(27) == [5, 6, 7]  # the original study's seeds
+
+
+def test_a_seed_range_past_32_bits_or_an_unknown_scheme_is_refused():
+    with pytest.raises(ValueError, match="2\\*\\*32-1"):
+        DepthSearch(upper=30, seeds=3, seed=2**32 - 2, seed_scheme="shared")
+    with pytest.raises(ValueError, match="unknown seed scheme 'random'"):
+        GallopSearch(upper=30, seed_scheme="random")
+    assert GallopSearch(upper=30, seeds=3, seed=2**32 - 1).seeds_for(3)  # derived seeds stay in range

@@ -48,7 +48,7 @@ class FakeBackend:
 
 
 def combo(i, overrides, norm=False, search=None, model="cnn_tanh", init=None):
-    return Combo(i, overrides, search or GallopSearch(upper=24, seeds=2, parallel=2),
+    return Combo(i, overrides, search or GallopSearch(seed_scheme="shared", upper=24, seeds=2, parallel=2),
                  Composed(model=model, lr=0.01, protocol="correct", norm=norm, steps=10, train_steps=10, init=init))
 
 
@@ -161,7 +161,7 @@ def test_a_job_longer_than_the_whole_budget_is_split_so_the_study_never_sticks()
     (600 and 750 then cost their own depth), then by seeds, each run finishes what fits."""
     cost = CostModel("h200")
     steps = steps_per_trial(3, 60000, 10000, 256)
-    make_combos = lambda: [Combo(0, ["model=resnet"], GallopSearch(upper=900, seeds=3, parallel=3, hint=447),
+    make_combos = lambda: [Combo(0, ["model=resnet"], GallopSearch(seed_scheme="shared", upper=900, seeds=3, parallel=3, hint=447),
                                  Composed(model="resnet", lr=0.01, norm=True, steps=steps, train_steps=705))]
     whole = cost.job_seconds(900, 9, steps)
     budget = 0.6 * whole
@@ -179,7 +179,7 @@ def test_a_job_longer_than_the_whole_budget_is_split_so_the_study_never_sticks()
 
 def test_a_job_that_does_not_fit_what_is_left_waits_while_shorter_ones_go():
     cost = CostModel("cpu")
-    combos = [Combo(i, [f"model={m}"], DepthSearch(upper=24, seeds=1), Composed(model=m, lr=0.01, steps=steps))
+    combos = [Combo(i, [f"model={m}"], DepthSearch(seed_scheme="shared", upper=24, seeds=1), Composed(model=m, lr=0.01, steps=steps))
               for i, (m, steps) in enumerate([("a", 200), ("b", 150), ("c", 50)])]
     backend = FakeBackend({0: 24, 1: 24, 2: 24}, seconds=lambda job: cost.job_seconds(job.k, 1, job.steps))
     sweep = Sweep(None, combos, backend, cost, Options(write=False, time_budget=16), clock=lambda: backend.now)
@@ -190,7 +190,7 @@ def test_a_job_that_does_not_fit_what_is_left_waits_while_shorter_ones_go():
 
 def test_a_job_whose_one_trial_is_longer_than_the_budget_stays_whole_and_is_named(caplog):
     backend = FakeBackend({0: 447}, seconds=100.0)
-    sweep = Sweep(None, [combo(0, ["model=resnet"], search=DepthSearch(upper=900, seeds=3), norm=True)], backend,
+    sweep = Sweep(None, [combo(0, ["model=resnet"], search=DepthSearch(seed_scheme="shared", upper=900, seeds=3), norm=True)], backend,
                   CostModel("h200"), Options(write=True, time_budget=1), clock=lambda: backend.now)
     sweep.write = lambda: None
     with caplog.at_level("INFO", logger="deepdepth.sweep"):
@@ -227,8 +227,8 @@ def test_a_job_of_scattered_seeds_lists_them():
 
 
 def test_plan_matches_what_the_sweep_launches_under_its_assumed_limits():
-    combos = [combo(0, ["model=a"], search=GallopSearch(upper=300, seeds=3, parallel=3, hint=150)),
-              combo(1, ["model=b"], search=DepthSearch(upper=24, seeds=3))]
+    combos = [combo(0, ["model=a"], search=GallopSearch(seed_scheme="shared", upper=300, seeds=3, parallel=3, hint=150)),
+              combo(1, ["model=b"], search=DepthSearch(seed_scheme="shared", upper=24, seeds=3))]
     p = plan(combos, {0: 156, 1: 12}, "h200", Options())
     backend = FakeBackend({0: 156, 1: 12})
     make(combos, backend).run()
@@ -239,8 +239,8 @@ def test_plan_matches_what_the_sweep_launches_under_its_assumed_limits():
 
 
 def test_a_plan_in_runs_of_a_budget_counts_the_runs_and_resumes_between_them():
-    combos = [combo(0, ["model=a"], search=GallopSearch(upper=300, seeds=3, parallel=3, hint=150)),
-              combo(1, ["model=b"], search=DepthSearch(upper=24, seeds=3))]
+    combos = [combo(0, ["model=a"], search=GallopSearch(seed_scheme="shared", upper=300, seeds=3, parallel=3, hint=150)),
+              combo(1, ["model=b"], search=DepthSearch(seed_scheme="shared", upper=24, seeds=3))]
     whole = plan(combos, {0: 156, 1: 12}, "h200", Options())
     budget = 2.5 * max(CostModel("h200").job_seconds(300, 3, 10), CostModel("h200").job_seconds(24, 3, 10))
     runs = plan_chunks(combos, {0: 156, 1: 12}, "h200", Options(), budget)
@@ -282,7 +282,7 @@ def test_cost_model():
 
 
 def test_mixed_depth_packs_put_a_rounds_probes_in_one_job():
-    search = GallopSearch(upper=900, seeds=3, parallel=3, hint=447)
+    search = GallopSearch(seed_scheme="shared", upper=900, seeds=3, parallel=3, hint=447)
     backend = FakeBackend({0: 447})
     sweep = make([combo(0, ["model=resnet"], norm=True, search=search)], backend, mix_depths=True)
     rows = sweep.run()
@@ -295,7 +295,7 @@ def test_mixed_depth_packs_put_a_rounds_probes_in_one_job():
 
 
 def test_plan_with_mixed_packs_costs_less_on_a_gpu():
-    combos = lambda: [combo(0, ["model=resnet"], norm=True, search=GallopSearch(upper=900, seeds=3, parallel=3, hint=447))]
+    combos = lambda: [combo(0, ["model=resnet"], norm=True, search=GallopSearch(seed_scheme="shared", upper=900, seeds=3, parallel=3, hint=447))]
     single = plan(combos(), {0: 447}, "h200", Options())
     mixed = plan(combos(), {0: 447}, "h200", Options(mix_depths=True))
     assert (single.jobs, mixed.jobs) == (2, 1) and single.work == mixed.work
@@ -305,7 +305,7 @@ def test_plan_with_mixed_packs_costs_less_on_a_gpu():
 def test_refinement_trains_more_seeds_and_reports_its_interval():
     from deepdepth.search import Refine
 
-    base = GallopSearch(upper=30, seeds=3, parallel=2)
+    base = GallopSearch(seed_scheme="shared", upper=30, seeds=3, parallel=2)
     limits = {0: 12}
     backend = FakeBackend(limits)
     rows = make([combo(0, ["model=a"], search=Refine(base, width=3.0, max_seeds=12))], backend).run()
@@ -324,7 +324,7 @@ def test_the_report_shows_the_refinement(tmp_path):
     from deepdepth.report import load_frontier, load_sweep, render_report
     from deepdepth.search import Refine
 
-    combos = [combo(0, ["model=cnn_tanh"], search=Refine(GallopSearch(upper=30, seeds=3, parallel=2), width=3.0,
+    combos = [combo(0, ["model=cnn_tanh"], search=Refine(GallopSearch(seed_scheme="shared", upper=30, seeds=3, parallel=2), width=3.0,
                                                          max_seeds=12))]
     sweep = Sweep(tmp_path, combos, FakeBackend({0: 12}), CostModel("cpu"), Options())
     sweep.run()
@@ -352,7 +352,7 @@ def test_a_budget_stop_judges_the_searches_whose_round_is_in_and_keeps_the_other
     rows = sweep.run()
     assert sweep.out_of_time and not any(r["done"] for r in rows) and sweep.stalled == {0, 1}
     assert backend.launched == [(0, 3, (0, 1)), (0, 6, (0, 1)), (1, 3, (0, 1))]  # one job a launch, 10 s each
-    assert [(t.combo, t.k, t.verdict) for t in sweep.history] == [(0, 3, True)] * 2 + [(0, 6, True)] * 2 + \
+    assert [(t.combo, t.k, t.probe_verdict) for t in sweep.history] == [(0, 3, True)] * 2 + [(0, 6, True)] * 2 + \
         [(1, 3, None)] * 2
     assert (rows[0]["probes"], rows[1]["probes"]) == (2, 0)
 
@@ -360,7 +360,7 @@ def test_a_budget_stop_judges_the_searches_whose_round_is_in_and_keeps_the_other
 def test_a_search_whose_next_job_fits_goes_on_while_another_waits():
     """Rounds are per search under a budget: b's deep job waits, a's next rounds use the time left."""
     cost = CostModel("cpu")
-    deep = Combo(1, ["model=b"], DepthSearch(lower=600, upper=600, seeds=1), Composed(model="b", lr=0.01, steps=100))
+    deep = Combo(1, ["model=b"], DepthSearch(seed_scheme="shared", lower=600, upper=600, seeds=1), Composed(model="b", lr=0.01, steps=100))
     combos = [combo(0, ["model=a"]), deep]
     backend = FakeBackend({0: 12, 1: 600}, seconds=lambda job: cost.job_seconds(job.k, len(job.seeds), job.steps))
     sweep = Sweep(None, combos, backend, cost, Options(write=False, time_budget=30), clock=lambda: backend.now)
@@ -375,7 +375,7 @@ def test_a_resumed_sweep_leaves_the_last_runs_files_until_it_has_caught_up(tmp_p
     cost = CostModel("cpu")
 
     def searches():
-        deep = Combo(1, ["model=b"], DepthSearch(lower=600, upper=600, seeds=1), Composed(model="b", lr=0.01, steps=100))
+        deep = Combo(1, ["model=b"], DepthSearch(seed_scheme="shared", lower=600, upper=600, seeds=1), Composed(model="b", lr=0.01, steps=100))
         return [combo(0, ["model=a"]), deep]
 
     def seconds(job):
@@ -485,7 +485,7 @@ def test_under_a_budget_a_probe_above_a_failure_of_its_round_is_not_trained():
     """Jobs go in waves of what runs at once: once k=6 fails, its round's 12 and 18 cannot move
     k*, so they are skipped; the limit is the one training every probe finds."""
     def searches():
-        return [combo(0, ["model=a"], search=DepthSearch(upper=24, parallel=3, seeds=2))]
+        return [combo(0, ["model=a"], search=DepthSearch(seed_scheme="shared", upper=24, parallel=3, seeds=2))]
     full = FakeBackend({0: 3})
     assert [r["k_star"] for r in make(searches(), full).run()] == [3]
     assert {k for _, k, _ in full.launched} >= {6, 12, 18}
@@ -499,7 +499,7 @@ def test_a_resumed_round_does_not_train_what_its_finished_failure_made_moot():
     limits, disk = {0: 3}, {}
 
     def searches():
-        return [combo(0, ["model=a"], search=DepthSearch(upper=24, parallel=3, seeds=2))]
+        return [combo(0, ["model=a"], search=DepthSearch(seed_scheme="shared", upper=24, parallel=3, seeds=2))]
     combos = searches()
     first = make(combos, FakeBackend(limits, seconds=10, disk=disk, combos=combos), time_budget=15)
     first.cost.scale = 5.0  # ~10 s a job predicted: one fits
@@ -510,3 +510,35 @@ def test_a_resumed_round_does_not_train_what_its_finished_failure_made_moot():
                   clock=lambda: again.now)
     rows = rerun.run()
     assert [r["k_star"] for r in rows] == [3] and rows[0]["skipped"] == [12, 18] and again.launched == [(0, 3, (0, 1))]
+
+
+def test_a_resumed_combination_keeps_the_seed_scheme_its_trials_were_drawn_with(tmp_path):
+    """A frontier.json written before schemes were recorded is the original study's shared
+    seeds; a combination new to the sweep dir draws independent ones; the refinement of a
+    recorded combination keeps its own recorded scheme."""
+    import json
+    from deepdepth.sweep.records import recorded_seed_schemes
+    from deepdepth.sweep.setup import build_searches
+
+    rows = [{"params": {"model": "cnn_elu"}},
+            {"params": {"model": "cnn_tanh"}, "seed_scheme": "independent",
+             "refine": {"seed_scheme": "independent", "seeds_at": {"6": 7}}}]
+    (tmp_path / "frontier.json").write_text(json.dumps({"frontier": rows}))
+    recorded = recorded_seed_schemes(tmp_path)
+    opts = {"lower": 3, "step": 3, "parallel": 1, "seeds": 3, "rule": "majority", "confirm": True, "upper": 30,
+            "seed_scheme": "independent", "refine": {"width": 3.0, "seed_scheme": None}}
+    old, tanh, new = build_searches([["model=cnn_elu"], ["model=cnn_tanh"], ["model=resnet"]], opts, 0, recorded)
+    assert old.base.seeds_for(9) == [0, 1, 2] and old.seed_scheme == "shared"
+    assert tanh.base.seed_scheme == tanh.seed_scheme == "independent"
+    assert new.base.seed_scheme == "independent" and new.base.seeds_for(9) != [0, 1, 2]
+    extra = build_searches([["model=cnn_elu"]], {**opts, "refine": {"width": 3.0, "seed_scheme": "independent"}},
+                           0, recorded)[0]
+    assert extra.base.seed_scheme == "shared" and extra.seed_scheme == "independent"  # shared study, new seeds
+
+
+def test_derived_seeds_pack_into_one_job_per_probe():
+    search = GallopSearch(upper=24, seeds=3, parallel=1)
+    backend = FakeBackend({0: 12})
+    Sweep(None, [combo(0, ["model=a"], search=search)], backend, CostModel("cpu"), Options(write=False)).run()
+    first = backend.launched[0]
+    assert len(first[2]) == 3 and sorted(first[2]) == sorted(search.seeds_for(first[1]))

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT, run_train, tiny
-from deepdepth.sweep import canonical, seed_runs, trial_key
+from deepdepth.sweep import canonical, seed_packs, trial_key
 from deepdepth.sweep.setup import bound_for
 from hydra_plugins.deepdepth_bisect._impl import BisectError, parse_grid
 
@@ -61,7 +61,7 @@ def test_grid_parallel_seeds_and_resume(tmp_path, mnist_root):
     assert {"k_star", "confirmed", "trials", "rounds", "seconds", "optim.lr"} <= set(csv_rows(d / "frontier.csv")[0])
     history = csv_rows(d / "history.csv")
     assert len(history) == len(doc["history"]) == sum(r["trials"] for r in rows)
-    assert {"k", "seed", "train_err", "test_err", "verdict", "job_dir"} <= set(history[0])
+    assert {"k", "seed", "train_err", "test_err", "probe_verdict", "job_dir"} <= set(history[0])
     jobs = job_dirs(d)
     assert len(jobs) == sum(r["probes"] for r in rows)  # pack: one job per probe
     for j in jobs:
@@ -181,7 +181,8 @@ def test_k_in_a_bisect_sweep_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("arg,message", [("k=3", "k is the searched depth"),
                                          ("seed=0,1", "hydra.sweeper.seeds"),
-                                         ("seed=-1", "non-negative integer"),
+                                         ("seed=-1", r"integer in \[0, 2\*\*32-1\]"),
+                                         ("seed=4294967296", r"got seed=4294967296"),
                                          ("replicas=2", "replicas is set by the sweeper")])
 def test_sweeper_owned_keys(arg, message):
     with pytest.raises(BisectError, match=message):
@@ -211,10 +212,11 @@ def test_resume_keys_ignore_where_and_how_a_job_runs():
     assert trial_key(["model=resnet", "+experiment=depth_study", "data.root=/x"]) != plain
 
 
-def test_seed_runs():
-    assert seed_runs([0, 1, 2], pack=True) == [[0, 1, 2]]
-    assert seed_runs([0, 2, 3], pack=True) == [[0], [2, 3]]  # retries pack the contiguous seeds left
-    assert seed_runs([0, 1], pack=False) == [[0], [1]]
+def test_seed_packs():
+    assert seed_packs([0, 1, 2], pack=True) == [[0, 1, 2]]
+    assert seed_packs([3, 0, 2], pack=True) == [[0, 2, 3]]  # retries and derived seeds pack whatever is left
+    assert seed_packs(range(5), pack=True, max_replicas=2) == [[0, 1], [2, 3], [4]]
+    assert seed_packs([0, 1], pack=False) == [[0], [1]]
 
 
 def test_upper_is_required(tmp_path):

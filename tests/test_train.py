@@ -57,6 +57,11 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     ("trainability.criterion=median", "trainability.criterion='median' is unknown"),
     ("protocol=sloppy", "protocol='sloppy' is unknown"),
     ("replicas=0", "replicas=0"),
+    ("seed=4294967296", "seed must be an integer in [0, 2**32-1] (torch seeds with 32 bits), got seed=4294967296"),
+    ("seed=-1", "got seed=-1"),
+    ("seed=4294967295 replicas=2", "trains seeds up to 4294967296, past 2**32-1"),
+    ("replicas=4 seeds=[0,1,4294967296,4294967297]", "seeds: seed must be an integer in [0, 2**32-1]"),
+    ("replicas=2 seeds=[0,18446744073709551616]", "got seed=18446744073709551616"),
     ("precision=fp16", "precision='fp16' is unknown"),
     ("memory_format=nhwc", "memory_format='nhwc' is unknown"),
     ("gpu_jobs_per_device=0", "gpu_jobs_per_device must be a positive integer or null"),
@@ -70,7 +75,7 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
 ])
 def test_bad_config_is_refused_by_name(override, message, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        train(compose_cfg(override, "data.root=/nonexistent"), tmp_path)
+        train(compose_cfg(*override.split(), "data.root=/nonexistent"), tmp_path)
     assert not any(tmp_path.iterdir())
 
 

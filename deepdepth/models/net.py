@@ -6,6 +6,7 @@ from torch import nn
 
 from .blocks import ReplicaLinear, Stage
 from .init import check_init, initialise
+from ..seeds import MAX_SEED, seed_error
 from .variants import variant_kwargs
 
 WIDTHS = (4, 8, 16)
@@ -47,8 +48,11 @@ class DepthNet(nn.Module):
         super().__init__()
         check_depth(k)
         if seeds is None:
-            seeds = [int(torch.randint(2**62, ()).item())]  # follows torch.manual_seed
+            seeds = [int(torch.randint(MAX_SEED + 1, ()).item())]  # follows torch.manual_seed
         self.seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
+        bad = next((seed_error(s) for s in self.seeds if seed_error(s)), None)
+        if bad:
+            raise ValueError(bad)
         self.replicas = len(self.seeds)
         self.k = k
         self.inits = [check_init(spec) for spec in _per_replica(init, self.replicas, "init")]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Optional, Protocol, Sequence, runtime_checkable
 
+from ..seeds import MAX_SEED, SEED_SCHEMES, trial_seed
+
 RULES = ("majority", "all", "any")
 
 
@@ -44,7 +46,7 @@ class Search(Protocol):
     upper: int
     step: int
     rule: str
-    seeds: list[int]      # the seeds a probe trains (``seeds_for`` may ask for others)
+    seeds: list[int]      # the seeds a probe trains under the shared scheme (``seeds_for`` says which)
     grid: list[int]       # the depths it may probe: lower, lower+step, ... <= upper
     history: list[dict]   # one entry per recorded probe, in order
     rounds: int
@@ -68,14 +70,20 @@ class Search(Protocol):
 class Bookkeeping:
     """Grid, seeds, verdicts, history and rounds: what every search records the same way."""
 
-    def __init__(self, lower: int, upper: int, step: int, seeds: int, rule: str, seed: int):
+    def __init__(self, lower: int, upper: int, step: int, seeds: int, rule: str, seed: int,
+                 seed_scheme: str = "independent"):
         if step < 1 or seeds < 1 or lower < 1:
             raise ValueError("lower, step, parallel and seeds must be >= 1")
+        if seed_scheme not in SEED_SCHEMES:
+            raise ValueError(f"unknown seed scheme {seed_scheme!r}; choose one of {list(SEED_SCHEMES)}")
+        if not 0 <= seed <= MAX_SEED - (seeds - 1 if seed_scheme == "shared" else 0):
+            raise ValueError(f"seed {seed} with {seeds} seeds per probe leaves [0, 2**32-1]")
         if upper < lower:
             raise ValueError(f"upper ({upper}) < lower ({lower}): no depth to search")
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; expected one of {RULES}")
         self.lower, self.upper, self.step, self.rule = lower, upper, step, rule
+        self.seed, self.seed_scheme = seed, seed_scheme
         self.seeds = [seed + i for i in range(seeds)]
         self.grid = list(range(lower, upper + 1, step))
         self.verdicts: dict[int, bool] = {}  # k -> combined verdict
@@ -93,8 +101,12 @@ class Bookkeeping:
     def index(self, k: int) -> int:
         return (k - self.lower) // self.step
 
+    def seed_at(self, k: int, index: int) -> int:
+        """The seed of replica ``index`` at depth k (``deepdepth.seeds``)."""
+        return trial_seed(self.seed_scheme, self.seed, k, index)
+
     def seeds_for(self, k: int) -> list[int]:
-        return list(self.seeds)
+        return [self.seed_at(k, i) for i in range(len(self.seeds))]
 
     def _open(self, ks: list[int], **extra) -> bool:
         """Start a round with the depths not yet known; False when there is none to run."""

@@ -32,10 +32,11 @@ class DepthSearch(Bookkeeping):
     """Bracket [l, r] of grid indices still undecided; l-1 passed, r+1 failed (or is off-grid)."""
 
     def __init__(self, lower: int = 3, upper: int = 24, step: int = 3, parallel: int = 1,
-                 seeds: int = 1, rule: str = "majority", confirm: bool = True, seed: int = 0):
+                 seeds: int = 1, rule: str = "majority", confirm: bool = True, seed: int = 0,
+                 seed_scheme: str = "independent"):
         if parallel < 1:
             raise ValueError("lower, step, parallel and seeds must be >= 1")
-        super().__init__(lower, upper, step, seeds, rule, seed)
+        super().__init__(lower, upper, step, seeds, rule, seed, seed_scheme)
         self.parallel, self.confirm = parallel, confirm
         self.l, self.r = 0, len(self.grid) - 1
         self._confirming = False

@@ -45,12 +45,13 @@ BOUND_JUMP = 2 / 3  # a doubling past this fraction of upper probes upper instea
 class GallopSearch(Bookkeeping):
     def __init__(self, lower: int = 3, upper: int = 24, step: int = 3, parallel: int = 1,
                  seeds: int = 1, rule: str = "majority", confirm: bool = True, seed: int = 0,
+                 seed_scheme: str = "independent",
                  hint: Optional[int] = None, resolution: float = 0.0):
         if parallel < 1:
             raise ValueError("lower, step, parallel and seeds must be >= 1")
         if resolution < 0:
             raise ValueError(f"resolution must be >= 0, got {resolution!r}")
-        super().__init__(lower, upper, step, seeds, rule, seed)
+        super().__init__(lower, upper, step, seeds, rule, seed, seed_scheme)
         self.parallel, self.hint, self.resolution = parallel, hint, resolution
         self.confirm = confirm  # kept for the interface: neighbours of the limit are always trained
         self.lo, self.hi = -1, len(self.grid)  # deepest pass, shallowest failure (grid indices)

@@ -16,8 +16,10 @@ ends (an open end: one grid step beyond the probed depths on that side), never o
 [lower, upper]; a round trains ``probes`` of them, those with the fewest trials first (a depth
 with few seeds gains most from a batch), ties to the nearest k50 in log depth.
 
-Seeds: the base trains seed..seed+S-1; refinement seeds at every depth start at seed+S and go
-up past any seed already tried there, so a (depth, seed) pair is never trained twice.
+Seeds: replica indices 0..S-1 are the base's; refinement indices at every depth start at S and
+go up past any index already tried there, so a (depth, seed) pair is never trained twice. An
+index becomes a seed by the base's scheme (``deepdepth.seeds``), or by ``seed_scheme``
+where it is given: a study trained with shared seeds can add independent ones.
 
 k_star, censored and confirmed stay the base's: they are the rule's answer; ``interval`` and
 ``seeds_at`` are the precision stated beside it. A base that is censored (every probe trained)
@@ -52,22 +54,28 @@ from typing import Optional, Sequence
 
 from ..confidence import Crossing, half_trainable_depth
 from .base import Search, combine
+from ..seeds import trial_seed
 
 class Refine:
     """A ``Search`` that is its base, then a refinement phase (see the module docstring)."""
 
-    def __init__(self, base: Search, width: float, max_seeds: int = 24, batch: int = 4,
-                 probes: int = 2, min_seeds: int = 8, level: float = 0.97):
-        if not width > 0 or batch < 1 or probes < 1:
-            raise ValueError("width must be > 0, batch and probes >= 1")
+    def __init__(self, base: Search, width: Optional[float] = None, max_seeds: int = 24, batch: int = 4,
+                 probes: int = 2, min_seeds: int = 8, level: float = 0.97,
+                 seed_scheme: Optional[str] = None, fraction: Optional[float] = None):
+        if width is None and fraction is None:
+            raise ValueError("give a width (layers) or a fraction (of k50) for the interval")
+        if not (width is None or width > 0) or not (fraction is None or fraction > 0) or batch < 1 or probes < 1:
+            raise ValueError("width and fraction must be > 0, batch and probes >= 1")
         if max_seeds < len(base.seeds):
             raise ValueError(f"max_seeds ({max_seeds}) < the base's seeds ({len(base.seeds)})")
         self.base, self.width, self.max_seeds, self.batch, self.probes = base, width, max_seeds, batch, probes
+        self.fraction = fraction  # the interval narrower than this fraction of k50, too
         self.min_seeds = min(min_seeds, max_seeds)
         self.level = level
         self.lower, self.upper, self.step, self.rule = base.lower, base.upper, base.step, base.rule
         self.seeds, self.grid = base.seeds, base.grid
-        self.first_refine_seed = max(base.seeds) + 1
+        self.seed_scheme = seed_scheme or getattr(base, "seed_scheme", "shared")
+        trial_seed(self.seed_scheme, 0, 3, 0)  # an unknown scheme fails here, before any training
         self.tried: dict[int, list[tuple[int, Optional[bool]]]] = {}  # k -> (seed, verdict)
         self.refine_history: list[dict] = []
         self.refine_rounds = 0
@@ -182,7 +190,7 @@ class Refine:
         fit = self.interval = half_trainable_depth(*self.pairs(), level=self.level)
         have = self.seeds_at
         if self.narrower(fit) and all(have.get(k, 0) >= self.min_seeds for k in self.bracket(fit)):
-            self.reached, self.stopped = True, f"interval narrower than {self.width} layers"
+            self.reached, self.stopped = True, f"interval narrower than {self.target}"
             return
         chosen = self.candidates(fit)[:self.probes]
         if not chosen:
@@ -203,8 +211,18 @@ class Refine:
         have = self.seeds_at
         return sorted(room, key=lambda k: (have.get(k, 0), abs(math.log(k / centre))))
 
+    @property
+    def target(self) -> str:
+        """The width to reach, in words."""
+        parts = ([f"{self.width} layers"] if self.width else []) + ([f"{self.fraction:g} of k50"] if self.fraction else [])
+        return " and ".join(parts)
+
     def narrower(self, fit: Crossing) -> bool:
-        return fit.low is not None and fit.high is not None and fit.high - fit.low < self.width
+        if fit.low is None or fit.high is None:
+            return False
+        span = fit.high - fit.low
+        return (self.width is None or span < self.width) and (
+            self.fraction is None or (fit.k50 is not None and span < self.fraction * fit.k50))
 
     def centre(self, fit: Crossing) -> float:
         return fit.k50 if fit.k50 is not None else self.base.k_star + self.step / 2
@@ -216,7 +234,17 @@ class Refine:
         above = min((g for g in self.grid if g > below), default=below)
         return below, above
 
+    def seed_at(self, k: int, index: int) -> int:
+        """The seed of replica ``index`` at depth k: the base's below S, this phase's scheme above."""
+        if index < len(self.seeds):
+            return self.base.seeds_for(k)[index]
+        return trial_seed(self.seed_scheme, getattr(self.base, "seed", self.seeds[0]), k, index)
+
     def _next_seeds(self, k: int) -> list[int]:
-        used = [s for s, _ in self.tried.get(k, ())]
-        start = max([self.first_refine_seed - 1, *used]) + 1
-        return list(range(start, start + min(self.batch, self.max_seeds - len(used))))
+        used = {s for s, _ in self.tried.get(k, ())}
+        top = len(self.seeds) - 1  # the highest index tried at k (the base's last at least)
+        for i in range(len(self.seeds), len(self.seeds) + self.max_seeds + len(used)):
+            if self.seed_at(k, i) in used:
+                top = i
+        n = min(self.batch, self.max_seeds - len(used))
+        return [self.seed_at(k, i) for i in range(top + 1, top + 1 + n)]

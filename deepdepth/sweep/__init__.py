@@ -5,7 +5,7 @@ from .cost import CostModel
 from .driver import Backend, Combo, Composed, Options, Sweep, SweepError
 from .plan import Plan, plan
 from .records import scan
-from .trials import Job, Outcome, Trial, canonical, seed_runs, trial_key
+from .trials import Job, Outcome, Trial, canonical, seed_packs, trial_key
 
 __all__ = ["Backend", "Combo", "Composed", "CostModel", "Job", "Options", "Outcome", "Plan", "Sweep",
-           "SweepError", "Trial", "canonical", "plan", "scan", "seed_runs", "trial_key"]
+           "SweepError", "Trial", "canonical", "plan", "scan", "seed_packs", "trial_key"]

@@ -20,7 +20,7 @@ from typing import Callable, Optional, Protocol
 from .budget import TimeBudget
 from .cost import CostModel, device_name, duration
 from .records import Finished, frontier_row, write_outputs, written_history_rows
-from .trials import INIT, RUNTIME, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_runs, trial_key
+from .trials import INIT, Job, Outcome, Trial, combo_params, init_free, mixed_packs, override_key, seed_packs, trial_key
 
 log = logging.getLogger("deepdepth.sweep")
 
@@ -62,7 +62,7 @@ class Combo:
 
     @property
     def params(self) -> dict:
-        return {override_key(o): o.split("=", 1)[1] for o in self.overrides if override_key(o) not in RUNTIME}
+        return combo_params(self.overrides)
 
 
 @dataclass
@@ -215,8 +215,8 @@ class Sweep:
                 continue
             verdict = search.record(k, [r.trainable if r else None for r in rows])
             for r in self.history:
-                if r.combo == ci and r.k == k and r.verdict is None:
-                    r.verdict = verdict
+                if r.combo == ci and r.k == k and r.probe_verdict is None:
+                    r.probe_verdict = verdict
         return any(ci not in stalled for ci, _ in seeds)
 
     def _jobs(self, missing: list[tuple[int, int, int]]) -> list[Job]:
@@ -234,7 +234,8 @@ class Sweep:
                                                          or len({k for k, _, _ in members}) == 1):
                 ci = members[0][1]
                 for k in sorted({k for k, _, _ in members}):
-                    runs = seed_runs([s for kk, _, s in members if kk == k], self.options.pack)
+                    runs = seed_packs([s for kk, _, s in members if kk == k], self.options.pack,
+                                      self.options.max_replicas)
                     jobs += [Job(ci, k, run, steps) for run in runs]
                 continue
             packs = self._fitting(g, mixed_packs(members, self.options.max_replicas))

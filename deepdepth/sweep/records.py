@@ -94,6 +94,29 @@ def written_history_rows(sweep_dir: Optional[Path]) -> int:
         return 0
 
 
+def recorded_seed_schemes(sweep_dir: Path) -> dict[str, tuple[str, Optional[str]]]:
+    """Each recorded combination's seed schemes, (search, refinement), by ``params_id`` of its
+    parameters: a resumed combination keeps drawing seeds as its trials were drawn. A row
+    written before schemes were recorded is the original study's ``shared``; a refinement
+    not yet begun has none (None)."""
+    try:
+        rows = json.loads((Path(sweep_dir) / "frontier.json").read_text())["frontier"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    out = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and isinstance(row.get("params"), dict):
+            refine = row.get("refine") if isinstance(row.get("refine"), dict) else None
+            later = refine.get("seed_scheme", "shared") if refine and refine.get("seeds_at") else None
+            out[params_id(row["params"])] = (row.get("seed_scheme") or "shared", later)
+    return out
+
+
+def params_id(params: dict) -> str:
+    """A combination's identity across runs: its grid parameters, order aside."""
+    return json.dumps({str(k): str(v) for k, v in params.items()}, sort_keys=True)
+
+
 def write_outputs(sweep_dir: Path, doc: dict) -> None:
     """frontier.json (everything), frontier.csv (one row per combination), history.csv (per trial)."""
     atomic_write(sweep_dir / "frontier.json", json.dumps(doc, indent=1, default=str) + "\n")
@@ -138,7 +161,8 @@ def frontier_row(c, mine: list) -> dict:
         "probes": len(s.history), "seconds": c.seconds, "nonmonotone": s.nonmonotone,
         "crashed": sorted(getattr(s, "crashed", ())), "skipped": sorted(getattr(s, "skipped", ())),
         "lower": s.lower, "upper": s.upper,
-        "step": s.step, "rule": s.rule, "seeds": len(s.seeds), "probe_history": s.history,
+        "step": s.step, "rule": s.rule, "seeds": len(s.seeds),
+        "seed_scheme": getattr(getattr(s, "base", s), "seed_scheme", None), "probe_history": s.history,
         **refinement(s)}
 
 
@@ -152,7 +176,9 @@ def refinement(search) -> dict:
     if not hasattr(search, "interval"):
         return {}
     iv = search.interval
-    return {"refine": {"width": search.width, "level": search.level, "reached": search.reached,
+    return {"refine": {"width": search.width, "fraction": search.fraction, "level": search.level,
+                       "reached": search.reached,
+                       "seed_scheme": search.seed_scheme,
                        "stopped": search.stopped, "k50": iv.k50 if iv else None,
                        "low": iv.low if iv else None, "high": iv.high if iv else None,
                        "seeds_at": {str(k): n for k, n in sorted(search.seeds_at.items())}}}

@@ -8,7 +8,10 @@ from dataclasses import asdict, replace
 from typing import Any, Optional
 
 from ..search import make_search
+from ..seeds import SEED_SCHEMES
 from .driver import Combo, Options, SweepError
+from .records import params_id
+from .trials import combo_params
 from .cost import device_name, duration
 from .plan import plan, plan_chunks
 
@@ -37,17 +40,21 @@ def hint_for(model: Optional[str], hints: Any, other_init: Optional[tuple] = Non
     return dict(hints).get(model)
 
 
-def build_searches(grid: list[list[str]], opts: dict, base_seed: int) -> list:
+def build_searches(grid: list[list[str]], opts: dict, base_seed: int, recorded: Optional[dict] = None) -> list:
+    """One search per combination. ``recorded`` (``records.recorded_seed_schemes``): a
+    combination the sweep dir already holds keeps the seed schemes its trials were drawn with."""
     kw = {k: opts[k] for k in ("lower", "step", "parallel", "seeds", "rule", "confirm")}
     upper_for = {o.replace(" ", ""): int(u) for o, u in (opts.get("upper_for") or {}).items()}
     refine = {k: v for k, v in dict(opts.get("refine") or {}).items() if v is not None}
     out = []
     for overrides in grid:
-        search = make_search(opts.get("search") or "gallop", **kw, seed=base_seed,
+        scheme, later = (recorded or {}).get(params_id(combo_params(overrides)),
+                                             (opts.get("seed_scheme") or "independent", None))
+        search = make_search(opts.get("search") or "gallop", **kw, seed=base_seed, seed_scheme=scheme,
                              upper=bound_for(overrides, opts["upper"], upper_for))
-        if refine.get("width") is not None:
+        if refine.get("width") is not None or refine.get("fraction") is not None:
             from deepdepth.search import Refine
-            search = Refine(search, **refine)
+            search = Refine(search, **{**refine, "seed_scheme": later or refine.get("seed_scheme")})
         out.append(search)
     return out
 
@@ -68,8 +75,14 @@ def check_options(opts: dict) -> None:
                            "a finite number of seconds > 0, or null"),
                           (refine.get("width") is None or positive(refine.get("width")), "refine.width",
                            "a finite number of layers > 0, or null"),
+                          (refine.get("fraction") is None or positive(refine.get("fraction")), "refine.fraction",
+                           "a fraction of k50 > 0, or null"),
                           (whole(refine.get("max_seeds", 1), 1), "refine.max_seeds", "an integer >= 1"),
-                          (whole(refine.get("batch", 1), 1), "refine.batch", "an integer >= 1")):
+                          (whole(refine.get("batch", 1), 1), "refine.batch", "an integer >= 1"),
+                          (opts.get("seed_scheme", "independent") in SEED_SCHEMES, "seed_scheme",
+                           f"one of {list(SEED_SCHEMES)}"),
+                          (refine.get("seed_scheme") in (None, *SEED_SCHEMES), "refine.seed_scheme",
+                           f"one of {list(SEED_SCHEMES)} or null")):
         if not ok:
             value = refine.get(key.split(".")[1]) if key.startswith("refine.") else opts.get(key)
             raise SweepError(f"bisect sweeper: hydra.sweeper.{key} must be {want}, got {value!r}")

@@ -56,15 +56,17 @@ def trial_key(overrides: Iterable[str], protocol_free: bool = False) -> frozense
                      and not (protocol_free and override_key(o) == "protocol"))
 
 
-def seed_runs(seeds: Iterable[int], pack: bool) -> list[list[int]]:
-    """Seeds grouped into jobs: contiguous runs (seed=s replicas=n) when packing, else singles."""
-    runs: list[list[int]] = []
-    for s in sorted(seeds):
-        if pack and runs and s == runs[-1][-1] + 1:
-            runs[-1].append(s)
-        else:
-            runs.append([s])
-    return runs
+def combo_params(overrides: list[str]) -> dict:
+    """A combination's grid parameters: its overrides, less the keys that do not change a trial."""
+    return {override_key(o): o.split("=", 1)[1] for o in overrides if override_key(o) not in RUNTIME}
+
+
+def seed_packs(seeds: Iterable[int], pack: bool, max_replicas: int = 16) -> list[list[int]]:
+    """Seeds grouped into jobs: sorted, at most ``max_replicas`` a job when packing (a contiguous
+    pack launches as ``seed=s replicas=n``, any other lists its seeds), else one a job."""
+    ordered = sorted(seeds)
+    size = max(1, max_replicas) if pack else 1
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
 
 def last(xs) -> Optional[float]:
@@ -84,7 +86,7 @@ class Trial:
     diverged: Optional[bool] = None
     train_err: Optional[float] = None
     test_err: Optional[float] = None
-    verdict: Optional[bool] = None  # the probe's combined verdict, once recorded
+    probe_verdict: Optional[bool] = None  # the whole probe's verdict (its seeds under the rule), not this trial's
     error: Optional[str] = None
     job_num: Optional[int] = None
     job_dir: Optional[str] = None
@@ -102,8 +104,10 @@ class Trial:
                    settings={s: result.get(s) for s in SETTINGS}, **kw)
 
     def row(self, params: dict) -> dict:
+        """A history row: the combination's parameters win over the job's settings, so a trial
+        shared by both protocols of a BatchNorm-free variant carries each row's own protocol."""
         out = asdict(self)
-        settings = out.pop("settings")
+        settings = {k: v for k, v in out.pop("settings").items() if k not in params}
         return {"combo": self.combo, "params": params, **settings, **out}
 
 

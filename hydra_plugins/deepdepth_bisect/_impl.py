@@ -22,6 +22,8 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepError, plan, scan
+from deepdepth.seeds import seed_error
+from deepdepth.sweep.records import recorded_seed_schemes
 from deepdepth.sweep.setup import (assumed_limits, build_searches, check_options, hint_for, mean_field_limit,
                                    print_plan, with_mixing)
 from deepdepth.sweep.cost import device_name, steps_per_trial
@@ -136,10 +138,10 @@ def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], in
         if key == "seed":
             if o.is_sweep_override():
                 raise BisectError("bisect sweeper: seed cannot be swept; use hydra.sweeper.seeds=N "
-                                  "(trials seed .. seed+N-1 per probe)")
+                                  "(N trials per probe, their seeds drawn from seed by hydra.sweeper.seed_scheme)")
             base_seed = o.value()
-            if isinstance(base_seed, bool) or not isinstance(base_seed, int) or base_seed < 0:
-                raise BisectError(f"bisect sweeper: seed must be a non-negative integer, got seed={base_seed!r}")
+            if seed_error(base_seed):
+                raise BisectError(f"bisect sweeper: {seed_error(base_seed)}")
             continue
         kept.append(o)
     return BasicSweeper.split_arguments(kept, None)[0], base_seed
@@ -193,7 +195,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
         raise BisectError(str(e)) from None
     grid, base_seed = parse_grid(sweeper.hydra_context.config_loader, params + list(arguments))
     try:
-        searches = build_searches(grid, opts, base_seed)
+        searches = build_searches(grid, opts, base_seed, recorded_seed_schemes(sweep_dir))
     except ValueError as e:
         raise BisectError(f"bisect sweeper: {e}") from None
     local = "slurm" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")).lower()

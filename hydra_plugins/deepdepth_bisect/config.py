@@ -9,8 +9,10 @@ from omegaconf import MISSING
 @dataclass
 class RefineConf:
     width: Optional[float] = None  # layers: train more seeds until k50's 95% interval is narrower (null: off)
+    fraction: Optional[float] = None  # or (and) until it is narrower than this fraction of k50, e.g. 0.25
     max_seeds: int = 24  # per depth
     batch: int = 4  # seeds added per refinement probe
+    seed_scheme: Optional[str] = None  # the added seeds' scheme (null: the sweep's seed_scheme)
 
 
 @dataclass
@@ -20,7 +22,10 @@ class BisectSweeperConf:
     upper: int = MISSING  # largest depth searched (required); never trained past
     step: int = 3  # depth grid spacing: k = lower, lower+step, ... <= upper
     parallel: int = 1  # probes per round
-    seeds: int = 1  # trials per probe (seeds seed .. seed+seeds-1)
+    seeds: int = 1  # trials per probe
+    # independent: each trial's seed derived from (seed, depth, replica), no draws shared across
+    # depths; shared: the original study's seeds seed .. seed+seeds-1 at every depth
+    seed_scheme: str = "independent"
     rule: str = "majority"  # how seed verdicts combine: majority | all | any
     confirm: bool = True  # bisect: train k* and k*+step if the search did not
     # the search order: gallop (cost-aware, deepdepth.search.GallopSearch), bisect (the original
