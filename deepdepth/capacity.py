@@ -7,6 +7,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .models import pack_memory_bytes
+from .models.blocks import WIDTHS
 
 MNIST_SIZES = {"train": 60000, "test": 10000}
 SAMPLE_BYTES = 28 * 28 * 4 + 8  # a float32 image and its int64 label
@@ -21,7 +22,8 @@ def trial_bytes(cfg: DictConfig, k: int, replicas: int, counts: dict | None = No
     mixed = list(depths) if depths is not None and (k, replicas) == (cfg.k, cfg.replicas) else None
     pack = pack_memory_bytes(k, replicas, min(int(cfg.data.batch_size), n["train"]), bool(m.norm),
                              activation=m.activation, residual=bool(m.residual),
-                             branch_gain=bool(m.get("branch_gain", False)), depths=mixed)
+                             branch_gain=bool(m.get("branch_gain", False)), depths=mixed,
+                             widths=list(m.get("widths") or WIDTHS))
     return pack + (n["train"] + n["test"]) * SAMPLE_BYTES
 
 

@@ -8,7 +8,7 @@ import math
 from omegaconf import DictConfig, OmegaConf
 
 from .models import check_depth, check_init
-from .models.blocks import ACTIVATIONS
+from .models.blocks import ACTIVATIONS, check_widths
 from .seeds import MAX_SEED, seed_error
 from .module import PROTOCOLS
 from .verdict import CRITERIA
@@ -54,6 +54,8 @@ def check_memory(cfg: DictConfig, k: int | None = None, replicas: int | None = N
 def _checks(cfg: DictConfig):
     yield cfg.model.activation in ACTIVATIONS, \
         f"model.activation={cfg.model.activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
+    widths = cfg.model.get("widths")
+    yield widths is None or _widths_error(widths) is None, _widths_error(widths)
     lr, momentum = cfg.optim.get("lr"), cfg.optim.get("momentum", 0)
     yield _number(lr) and lr > 0, f"optim.lr must be positive, got optim.lr={lr!r}"
     yield momentum is None or (_number(momentum) and 0 <= momentum < 1), \
@@ -99,6 +101,14 @@ def _sample_counts(cfg: DictConfig) -> dict | None:
     from .data import sample_counts
     root = cfg.data.get("root")
     return sample_counts(root) if root else None
+
+
+def _widths_error(widths) -> str | None:
+    try:
+        check_widths(list(widths) if OmegaConf.is_list(widths) else widths)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _number(x) -> bool:

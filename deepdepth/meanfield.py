@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numpy.polynomial.legendre import leggauss
 
+from .study import WIDTHS
+
 CRITICAL_TOL = 1e-6  # |chi_1 - 1| below this is "critical": no finite depth scale
 TRAINABLE_XI = 6.0   # Schoenholz et al.: trainable while depth <= ~6 xi
 QUADRATURE_NOISE = 1e-13  # below this a difference of Gaussian integrals is rounding
-WIDTHS = (4, 8, 16)  # stage widths of DepthNet (SPEC section 2)
 _X, _W = leggauss(80)
 _Z = 10.0
 
@@ -183,8 +184,12 @@ class Prediction:
 
 
 def predict(activation: str, init: str, norm: bool = False, residual: bool = False,
-            branch_gain: bool = False, name: str = "") -> Prediction:
+            branch_gain: bool = False, name: str = "", widths=WIDTHS) -> Prediction:
     """Mean-field prediction for one variant, conv by conv, with sigma_b = 0.
+
+    Mean field is an infinite-width theory: ``widths`` (channels per stage) enter only through
+    each conv's sigma_w^2, so under a fan-in init (sigma_w^2 = gain^2 at any width) the
+    prediction is the same at every width; a naive init's sigma_w^2 grows with the channels.
 
     Conv l of DepthNet(k) has sigma_w,l^2 = 9 c_in sigma^2 (sigma: the init rule's std, gain
     included). Stage s has one width-changing conv (c_in -> C) then k/3 - 1 convs C -> C at
@@ -215,8 +220,9 @@ def predict(activation: str, init: str, norm: bool = False, residual: bool = Fal
         return Prediction(name, False, "residual: the skip adds its input, so the variance grows "
                                        "with depth and has no fixed point")
     sigma_w2 = lambda c_in, c_out: 9 * c_in * conv_sigma(init, c_in, c_out) ** 2  # noqa: E731
-    stages = [stage(activation, sigma_w2(c, c)) for c in WIDTHS]
-    first = [sigma_w2(c_in, c) for c_in, c in zip((1,) + WIDTHS[:-1], WIDTHS)]
+    widths = tuple(widths)
+    stages = [stage(activation, sigma_w2(c, c)) for c in widths]
+    first = [sigma_w2(c_in, c) for c_in, c in zip((1,) + widths[:-1], widths)]
     rate = sum(1.0 / s.xi for s in stages)  # per-layer decay summed over stages; 1/inf = 0
     offset = -1.0 / stages[0].xi + sum(math.log(s.sigma_w2 / f) for s, f in zip(stages[1:], first[1:]))
     xi = len(stages) / rate if rate > 0 else math.inf
@@ -236,7 +242,7 @@ def predict_variant(name: str, variant) -> Prediction:
     """``variant``: anything with activation/norm/residual/init (a ``Variant`` or a dict)."""
     get = lambda key, default=None: _field(variant, key, default)  # noqa: E731
     return predict(get("activation"), get("init"), bool(get("norm", False)), bool(get("residual", False)),
-                   bool(get("branch_gain", False)), name=name)
+                   bool(get("branch_gain", False)), name=name, widths=get("widths") or WIDTHS)
 
 
 def _fmt(x: float, digits: int = 3) -> str:

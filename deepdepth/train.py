@@ -35,6 +35,7 @@ from .data import DataError, MNISTDataModule
 from .devices import backend_flags, claim_gpu, cudnn_benchmark, device_label, gpu_names
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
+from .models.blocks import WIDTHS
 from .module import DepthClassifier
 from .files import atomic_write
 from .trial_options import check_trial_options
@@ -62,12 +63,18 @@ def trial_inits(cfg: DictConfig) -> str | list[str]:
     return [str(i) for i in cfg.inits] if cfg.get("inits") is not None else cfg.model.init
 
 
+def model_widths(cfg: DictConfig) -> list[int]:
+    """Channels per stage: ``model.widths``, the study's 4, 8, 16 where a config has none."""
+    widths = cfg.model.get("widths")
+    return list(widths) if widths is not None else list(WIDTHS)
+
+
 def build(cfg: DictConfig) -> tuple[MNISTDataModule, DepthClassifier]:
     seeds = trial_seeds(cfg)
     m = cfg.model
     net = DepthNet(cfg.k, activation=m.activation, norm=m.norm, residual=m.residual, init=trial_inits(cfg),
                    seeds=seeds, branch_gain=m.get("branch_gain", False),
-                   depths=trial_depths(cfg) if cfg.get("depths") is not None else None)
+                   depths=trial_depths(cfg) if cfg.get("depths") is not None else None, widths=model_widths(cfg))
     data_kw = dict(root=cfg.data.root, batch_size=cfg.data.batch_size, train_samples=cfg.data.train_samples,
                    test_samples=cfg.data.test_samples, check_md5=cfg.data.check_md5, download=cfg.data.download)
     data = MNISTDataModule(**data_kw, seeds=seeds)
@@ -116,7 +123,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
     result = {
         "model": cfg.model.name, "k": cfg.k, "lr": cfg.optim.get("lr"), "epochs": cfg.trainer.max_epochs,
         "criterion": cfg.trainability.criterion, "threshold": cfg.trainability.threshold,
-        "protocol": cfg.protocol, "seeds": trial_seeds(cfg),
+        "protocol": cfg.protocol, "seeds": trial_seeds(cfg), "widths": model_widths(cfg),
         "train_samples": cfg.data.train_samples, "test_samples": cfg.data.test_samples,
         "trials": trials, "complete": verdict.complete, "debug": verdict.debug,
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),

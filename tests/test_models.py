@@ -115,3 +115,30 @@ def test_packed_network_shapes():
     assert net(torch.randn(4, 3, 28, 28)).shape == (4, 3, 10)
     assert net(torch.randn(4, 1, 28, 28)).shape == (4, 3, 10)  # one batch shared by every replica
     assert count_parameters(net) == 3 * count_parameters(build_model("resnet", 6, seeds=0))
+
+
+def test_widths_set_every_stages_channels_and_the_classifier():
+    net = build_model("resnet", 6, widths=(2, 4, 8))
+    convs = conv_layers(net)
+    assert [c.out_channels for c in convs] == [2, 2, 4, 4, 8, 8] and net.widths == (2, 4, 8)
+    assert net.classifier.in_features == 8 * 9 and net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert [c.out_channels for c in conv_layers(build_model("resnet", 6))] == [4, 4, 8, 8, 16, 16]
+    with pytest.raises(ValueError, match=r"model.widths must list three positive channel counts.*\[4, 0\]"):
+        build_model("cnn_tanh", 3, widths=[4, 0])
+
+
+def test_mean_field_ignores_widths_under_a_fan_in_init():
+    from deepdepth.meanfield import predict
+
+    study, wide = predict("tanh", "fan_in:0.8"), predict("tanh", "fan_in:0.8", widths=(8, 16, 32))
+    assert study.k_pred == pytest.approx(wide.k_pred) and study.xi == pytest.approx(wide.xi)
+    assert predict("tanh", "fan_in:0.8", widths=(2, 4, 8)).k_pred == pytest.approx(study.k_pred)
+
+
+def test_memory_and_cost_grow_with_widths():
+    from deepdepth.models import pack_memory_bytes
+    from deepdepth.sweep.cost import cost_kind, width_cost
+
+    assert pack_memory_bytes(30, widths=(8, 16, 32)) > 1.9 * pack_memory_bytes(30)
+    assert width_cost((8, 16, 32)) == pytest.approx(4.0) and width_cost(None) == 1.0
+    assert cost_kind("cnn_tanh", (4, 8, 16)) == "cnn_tanh" != cost_kind("cnn_tanh", (2, 4, 8))

@@ -9,7 +9,7 @@ from deepdepth.sweep.plan import plan_chunks
 from deepdepth.sweep.setup import chunks_summary
 from deepdepth.sweep.trials import Job, Trial
 from deepdepth.sweep.cost import duration, steps_per_trial
-from deepdepth.sweep.records import Finished, written_history_rows
+from deepdepth.sweep.records import Finished, flat, written_history_rows
 
 
 class FakeBackend:
@@ -542,3 +542,13 @@ def test_derived_seeds_pack_into_one_job_per_probe():
     Sweep(None, [combo(0, ["model=a"], search=search)], backend, CostModel("cpu"), Options(write=False)).run()
     first = backend.launched[0]
     assert len(first[2]) == 3 and sorted(first[2]) == sorted(search.seeds_for(first[1]))
+
+
+def test_a_shared_trial_row_carries_its_own_combinations_protocol():
+    """Trained once under protocol=correct, a BatchNorm-free trial read by the original-protocol
+    combination is recorded there as protocol=original; its own verdict and the probe's stay apart."""
+    t = Trial.from_result(1, 6, 0, "shared", {"trainable": False, "test_err": [0.3]},
+                          {"protocol": "correct", "model": "cnn_tanh", "lr": 0.01}, probe_verdict=True)
+    row = flat(t.row({"model": "cnn_tanh", "protocol": "original"}))
+    assert row["protocol"] == "original" and row["trainable"] is False and row["probe_verdict"] is True
+    assert row["lr"] == 0.01 and "verdict" not in row

@@ -357,9 +357,13 @@ def test_mixed_depth_jobs_pack_a_round_and_resume(tmp_path, mnist_root):
     assert_consistent(doc)
     jobs = job_dirs(d)
     assert len(jobs) == row["rounds"]  # one job per round
+    from deepdepth.seeds import derived_seed
+
+    want = sorted((k, derived_seed(0, k, i)) for k in (3, 6) for i in range(2))  # independent across depths
     first = (jobs[0] / ".hydra" / "overrides.yaml").read_text()
-    assert "depths=[3,3,6,6]" in first and "seeds=[0,1,0,1]" in first
+    assert "depths=[3,3,6,6]" in first and "seeds=[" + ",".join(str(s) for _, s in want) + "]" in first
     result = json.loads((jobs[0] / "result.json").read_text())
-    assert [(t["k"], t["seed"]) for t in result["trials"]] == [(3, 0), (3, 1), (6, 0), (6, 1)]
+    assert [(t["k"], t["seed"]) for t in result["trials"]] == want
+    assert doc["sweeper"]["seed_scheme"] == row["seed_scheme"] == "independent"
     _, _, out = sweep(tmp_path, *args)
     assert "launching" not in out

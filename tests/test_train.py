@@ -57,6 +57,7 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     ("trainability.criterion=median", "trainability.criterion='median' is unknown"),
     ("protocol=sloppy", "protocol='sloppy' is unknown"),
     ("replicas=0", "replicas=0"),
+    ("model.widths=[4,8]", "model.widths must list three positive channel counts"),
     ("seed=4294967296", "seed must be an integer in [0, 2**32-1] (torch seeds with 32 bits), got seed=4294967296"),
     ("seed=-1", "got seed=-1"),
     ("seed=4294967295 replicas=2", "trains seeds up to 4294967296, past 2**32-1"),
@@ -99,6 +100,15 @@ def test_print_config_without_training(tmp_path):
     proc = run_train("model=resnet", "k=447", "--cfg", "job", cwd=tmp_path)
     assert "k: 447" in proc.stdout and "residual: true" in proc.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+def test_widths_from_the_command_line_are_trained_and_recorded(mnist_root, tmp_path):
+    result = train(compose_cfg("model=cnn_tanh_newinit", "k=3", "model.widths=[2,4,8]", *tiny(mnist_root)),
+                   tmp_path, interactive=False)
+    study = train(compose_cfg("model=cnn_tanh_newinit", "k=3", *tiny(mnist_root)), tmp_path / "study",
+                  interactive=False)
+    assert result["widths"] == [2, 4, 8] and study["widths"] == [4, 8, 16]
+    assert result["params"] == 9 * (2 + 2 * 4 + 4 * 8) + 2 + 4 + 8 + 8 * 9 * 10 + 10
 
 
 def test_same_seed_same_errors(mnist_root, tmp_path):

@@ -22,7 +22,7 @@ def test_variants_are_read_from_the_installed_conf_dir():
 def test_variant_is_its_file(path):
     m = OmegaConf.to_container(OmegaConf.load(path))
     assert m.pop("name") == path.stem
-    assert asdict(VARIANTS[path.stem]) == {"branch_gain": False, **m}
+    assert asdict(VARIANTS[path.stem]) == {"branch_gain": False, **m, "widths": tuple(m.get("widths", (4, 8, 16)))}
 
 
 def test_a_new_file_is_a_new_variant(tmp_path):

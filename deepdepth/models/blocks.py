@@ -10,7 +10,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..study import WIDTHS
+
 ACTIVATIONS = {"tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
+
+
+def check_widths(widths) -> tuple[int, int, int]:
+    """Three positive channel counts, one per stage (the study's are 4, 8, 16)."""
+    ok = isinstance(widths, (list, tuple)) and len(widths) == 3 and all(
+        isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
+    if not ok:
+        raise ValueError(f"model.widths must list three positive channel counts, one per stage "
+                         f"(the study's: [4, 8, 16]), got model.widths={widths!r}")
+    return tuple(widths)
 
 
 def make_activation(name: str) -> nn.Module:

@@ -10,7 +10,7 @@ SAVES_INPUT = {"elu"}  # autograd keeps the activation's input (tanh, relu keep 
 
 def pack_memory_bytes(k: int, replicas: int = 1, batch: int = 128, norm: bool = False, *,
                       activation: str = "tanh", residual: bool = False, branch_gain: bool = False,
-                      depths: list[int] | None = None, image: int = 28) -> int:
+                      depths: list[int] | None = None, image: int = 28, widths=WIDTHS) -> int:
     """Estimated bytes, float32, of training DepthNet(k, ..., replicas, depths) at ``batch`` images
     per replica: parameters three times (weights, gradients, SGD momentum) plus the activations
     autograd keeps for the backward pass. Pure arithmetic mirroring the blocks:
@@ -28,7 +28,7 @@ def pack_memory_bytes(k: int, replicas: int = 1, batch: int = 128, norm: bool = 
     n_blocks = k // 3
     shallowest = min(depths) // 3
     floats, params, c_in, side = batch * image * image, 0, 1, image  # the input images (one channel)
-    for width in WIDTHS:
+    for width in widths:
         plane = batch * width * side * side
         for i in range(n_blocks):
             skip = residual and i > 0
@@ -40,5 +40,5 @@ def pack_memory_bytes(k: int, replicas: int = 1, batch: int = 128, norm: bool = 
         side //= 2
         floats += batch * width * side * side  # the pool's output, the next stage's input
         c_in = width
-    params += WIDTHS[-1] * POOLED * 10 + 10
+    params += widths[-1] * POOLED * 10 + 10
     return FLOAT32 * replicas * (floats + 3 * params)

@@ -4,12 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ReplicaLinear, Stage
+from .blocks import WIDTHS, ReplicaLinear, Stage, check_widths
 from .init import check_init, initialise
 from ..seeds import MAX_SEED, seed_error
 from .variants import variant_kwargs
 
-WIDTHS = (4, 8, 16)
 POOLED = 3 * 3  # 28 -> 14 -> 7 -> 3
 
 
@@ -28,8 +27,8 @@ def _per_replica(value, replicas: int, what: str) -> list:
 
 
 class DepthNet(nn.Module):
-    """k 3x3 convolutions in three stages of k/3 (4, 8, 16 channels), each stage ending in
-    2x2 average pooling, then a 144 -> 10 linear layer.
+    """k 3x3 convolutions in three stages of k/3 (``widths`` channels: the study's 4, 8, 16), each
+    stage ending in 2x2 average pooling, then a linear layer (144 -> 10 at the study's widths).
 
     ``replicas=S`` packs S independent networks, one per seed in ``seeds``; the input is then
     (N, S, 28, 28) (each replica its own images) or (N, 1, 28, 28) (shared), and the output
@@ -44,9 +43,10 @@ class DepthNet(nn.Module):
 
     def __init__(self, k: int, activation: str = "tanh", norm: bool = False, residual: bool = False,
                  init: str | list[str] = "fan_in", seeds: list[int] | int | None = None,
-                 branch_gain: bool = False, depths: list[int] | None = None):
+                 branch_gain: bool = False, depths: list[int] | None = None, widths=WIDTHS):
         super().__init__()
         check_depth(k)
+        self.widths = check_widths(list(widths))
         if seeds is None:
             seeds = [int(torch.randint(MAX_SEED + 1, ()).item())]  # follows torch.manual_seed
         self.seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -60,12 +60,12 @@ class DepthNet(nn.Module):
         if max(self.depths) != k:
             raise ValueError(f"the deepest replica must have depth k={k}, got depths={self.depths}")
         stages, c_in = [], 1
-        for width in WIDTHS:
+        for width in self.widths:
             stages.append(Stage(c_in, width, k // 3, activation, norm, residual, self.replicas, branch_gain,
                                 active=[d // 3 for d in self.depths]))
             c_in = width
         self.features = nn.Sequential(*stages)
-        self.classifier = ReplicaLinear(WIDTHS[-1] * POOLED, 10, self.replicas)
+        self.classifier = ReplicaLinear(self.widths[-1] * POOLED, 10, self.replicas)
         initialise(self, self.inits, self.seeds)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,9 +76,14 @@ class DepthNet(nn.Module):
         return logits if self.replicas > 1 else logits[:, 0]
 
 
-def build_model(name: str, k: int, seeds: list[int] | int | None = None, depths: list[int] | None = None) -> DepthNet:
-    """A named variant (``conf/model/<name>.yaml``) at depth k: ``build_model("resnet", 447, seeds=[0, 1])``."""
-    return DepthNet(k, seeds=seeds, depths=depths, **variant_kwargs(name))
+def build_model(name: str, k: int, seeds: list[int] | int | None = None, depths: list[int] | None = None,
+                widths=None) -> DepthNet:
+    """A named variant (``conf/model/<name>.yaml``) at depth k: ``build_model("resnet", 447, seeds=[0, 1])``;
+    ``widths=(8, 16, 32)`` doubles every stage's channels (default: the variant's)."""
+    kwargs = variant_kwargs(name)
+    if widths is not None:
+        kwargs["widths"] = widths
+    return DepthNet(k, seeds=seeds, depths=depths, **kwargs)
 
 
 def conv_layers(net: nn.Module) -> list[nn.Conv2d]:

@@ -12,7 +12,7 @@ import importlib.util
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .blocks import ACTIVATIONS
+from .blocks import ACTIVATIONS, WIDTHS, check_widths
 from .init import check_init
 
 
@@ -32,6 +32,7 @@ class Variant:
     residual: bool
     init: str
     branch_gain: bool = False
+    widths: tuple = WIDTHS  # channels per stage
 
 
 def read_variant(path: Path) -> Variant:
@@ -44,7 +45,12 @@ def read_variant(path: Path) -> Variant:
         raise ValueError(f"{path}: 'name' must be {path.stem!r}")
     known = {f.name for f in fields(Variant)}
     if set(data) - known or not {"activation", "norm", "residual", "init"} <= set(data):
-        raise ValueError(f"{path}: keys must be name and {sorted(known)} (branch_gain optional), got {sorted(data)}")
+        raise ValueError(f"{path}: keys must be name and {sorted(known)} (branch_gain, widths optional), got {sorted(data)}")
+    if "widths" in data:
+        try:
+            data["widths"] = check_widths(data["widths"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
     variant = Variant(**data)
     if not all(isinstance(getattr(variant, key), bool) for key in ("norm", "residual", "branch_gain")):
         raise ValueError(f"{path}: norm, residual and branch_gain must be true or false")

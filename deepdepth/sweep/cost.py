@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..study import WIDTHS  # the widths the tables were measured at
+
 # replicas -> ms per replica-layer-step
 TABLES = {
     "h200": {1: 102.6 / 447, 6: 43.1 / 447, 16: 36.4 / 447},
@@ -29,6 +31,25 @@ TABLES = {
 }
 JOB_SECONDS = {"h200": 8.0, "h100": 8.0, "cpu": 2.0}
 EVAL_WEIGHT = 1 / 3  # a test batch (forward only) against a training step
+
+
+PLANES = (28 * 28, 14 * 14, 7 * 7)  # pixels per channel in each stage
+
+
+def width_cost(widths) -> float:
+    """A layer's arithmetic at ``widths`` against the study's (4, 8, 16): the tables' estimate
+    for other widths until a sweep's own jobs calibrate it (``cost_kind``)."""
+    if widths is None:
+        return 1.0
+    flops = lambda ws: sum(w * w * p for w, p in zip(ws, PLANES))  # noqa: E731
+    return flops(tuple(widths)) / flops(WIDTHS)
+
+
+def cost_kind(model, widths=None):
+    """The key a job's speed is calibrated by: its model, and its widths where not the study's."""
+    if widths is None or tuple(widths) == WIDTHS:
+        return model
+    return f"{model} widths={','.join(map(str, widths))}"
 
 
 def steps_per_trial(epochs: int, train: int, test: int, batch: int) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 from .budget import TimeBudget
-from .cost import CostModel, device_name, duration
+from .cost import CostModel, cost_kind, device_name, duration
 from .records import Finished, frontier_row, write_outputs, written_history_rows
 from .trials import INIT, Job, Outcome, Trial, combo_params, init_free, mixed_packs, override_key, seed_packs, trial_key
 
@@ -39,6 +39,12 @@ class Composed:
     steps: float = 0.0  # cost-model steps per replica (training steps + weighted test batches)
     train_steps: int = 0  # optimizer steps per replica
     init: Optional[str] = None  # model.init
+    widths: Optional[tuple] = None  # model.widths where not the study's
+
+    @property
+    def kind(self) -> Optional[str]:
+        """What the cost model calibrates by: the model, and its widths where they differ."""
+        return cost_kind(self.model, self.widths)
 
 
 class Backend(Protocol):
@@ -117,7 +123,7 @@ class Sweep:
                 continue
             seen.add(str(hit.job_dir))
             self.cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), steps[key], float(r["seconds"]),
-                                r.get("model"))
+                                cost_kind(r.get("model"), r.get("widths")))
 
     def _pack_groups(self) -> dict[int, int]:
         """Combination -> the first combination it can share packed jobs with: those that set
@@ -265,7 +271,7 @@ class Sweep:
         return out
 
     def _budget(self) -> TimeBudget:
-        return TimeBudget(self.options.time_budget, self.cost, [c.info.model for c in self.combos], self._job)
+        return TimeBudget(self.options.time_budget, self.cost, [c.info.kind for c in self.combos], self._job)
 
     def _launch_within_budget(self, jobs: list[Job], attempt: int, got: dict,
                               moot: Callable[[Job], bool]) -> list[Job]:
@@ -313,7 +319,7 @@ class Sweep:
         self.work_done += sum(k * self.combos[ci].info.train_steps for ci, k, _ in job.replicas)
         if result.get("seconds"):
             self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]),
-                                self.combos[job.combo].info.model)
+                                self.combos[job.combo].info.kind)
         records = result.get("trials", [])
         for i, (ci, k, s) in enumerate(job.replicas):
             t = replica_record(records, i, k, s, result.get("k"))

@@ -39,7 +39,7 @@ class SimulatedBackend:
         out = []
         batch = 0.0
         for job in jobs:
-            seconds = self.cost.job_seconds(job.k, len(job.seeds), job.steps, self.combos[job.combo].info.model)
+            seconds = self.cost.job_seconds(job.k, len(job.seeds), job.steps, self.combos[job.combo].info.kind)
             batch += seconds
             self.jobs += 1
             self.work += sum(k * self.combos[ci].info.train_steps for ci, k, _ in job.replicas)

@@ -26,7 +26,8 @@ from deepdepth.seeds import seed_error
 from deepdepth.sweep.records import recorded_seed_schemes
 from deepdepth.sweep.setup import (assumed_limits, build_searches, check_options, hint_for, mean_field_limit,
                                    print_plan, with_mixing)
-from deepdepth.sweep.cost import device_name, steps_per_trial
+from deepdepth.study import WIDTHS
+from deepdepth.sweep.cost import device_name, steps_per_trial, width_cost
 from deepdepth.sweep.trials import Job, Outcome
 
 log = logging.getLogger("deepdepth.sweep")
@@ -115,10 +116,14 @@ def composed(cfg: DictConfig) -> Composed:
     train = cfg.data.get("train_samples") or MNIST_SIZES[0]
     test = cfg.data.get("test_samples") or MNIST_SIZES[1]
     batch, epochs = int(cfg.data.batch_size), int(cfg.trainer.max_epochs)
+    widths = cfg.model.get("widths")
+    widths = tuple(widths) if widths is not None and tuple(widths) != WIDTHS else None
     return Composed(model=OmegaConf.select(cfg, "model.name"), lr=OmegaConf.select(cfg, "optim.lr"),
                     protocol=str(cfg.get("protocol", "correct")), norm=bool(cfg.model.get("norm", True)),
-                    steps=steps_per_trial(epochs, train, test, batch), train_steps=epochs * math.ceil(train / batch),
-                    init=str(cfg.model.init) if OmegaConf.select(cfg, "model.init") is not None else None)
+                    steps=steps_per_trial(epochs, train, test, batch) * width_cost(widths),
+                    train_steps=epochs * math.ceil(train / batch),
+                    init=str(cfg.model.init) if OmegaConf.select(cfg, "model.init") is not None else None,
+                    widths=widths)
 
 
 def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], int]:
