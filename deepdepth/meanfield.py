@@ -147,6 +147,12 @@ class Stage:
     c_star: float       # correlation fixed point (1 in the ordered phase)
     xi: float           # -1/ln chi_c*: equals -1/ln chi_1 when ordered; inf at criticality
 
+    @property
+    def growth(self) -> float:
+        """Layers per e-fold of gradient growth, 1/ln chi_1, in the chaotic phase (inf elsewhere):
+        the other depth scale that may bound training there, beside the correlation's xi."""
+        return 1.0 / math.log(self.chi_1) if self.chi_1 > 1.0 + CRITICAL_TOL else math.inf
+
 
 def stage(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> Stage:
     q = fixed_point(activation, sigma_w2, sigma_b2)

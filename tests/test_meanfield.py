@@ -153,3 +153,13 @@ def test_no_correlation_root_below_one_raises():
     q = mf.fixed_point("tanh", 0.9, 0.05)  # ordered, with a bias: q* > 0 and c = 1 is the only fixed point
     with pytest.raises(RuntimeError, match="no correlation fixed point"):
         mf.correlation_fixed_point("tanh", 0.9, q, 0.05)
+
+
+def test_chaotic_tanh_has_a_correlation_depth_and_a_gradient_growth_scale():
+    """sigma_w^2 = 2, 3, 4 (sigma_b = 0): xi_c from the correlation map's fixed point below 1,
+    and 1/ln chi_1 layers per e-fold of gradient growth; the ordered side has no growth scale."""
+    from deepdepth.meanfield import stage
+
+    got = [(round(s.q_star, 2), round(s.xi, 1), round(s.growth, 1)) for s in (stage("tanh", g) for g in (2, 3, 4))]
+    assert got == [(0.62, 21.7, 10.0), (1.35, 10.9, 4.7), (2.12, 8.0, 3.2)]
+    assert stage("tanh", 0.7).growth == math.inf and stage("tanh", 0.7).phase == "ordered"
