@@ -1,5 +1,6 @@
 """The sweep loop without Hydra: a fake backend trains instantly from an oracle, a fake clock
 charges each job, so sharing, retries, the time budget and the plan are tested in milliseconds."""
+from pathlib import Path
 import pytest
 
 from deepdepth.search import DepthSearch, GallopSearch
@@ -552,3 +553,18 @@ def test_a_shared_trial_row_carries_its_own_combinations_protocol():
     row = flat(t.row({"model": "cnn_tanh", "protocol": "original"}))
     assert row["protocol"] == "original" and row["trainable"] is False and row["probe_verdict"] is True
     assert row["lr"] == 0.01 and "verdict" not in row
+
+
+def test_a_plan_assumes_each_combinations_own_limit_from_plan_limits_or_its_finished_trials():
+    """plan_limits keyed by a whole override tells apart combinations of one model; a combination
+    with finished trials assumes what they show (all of 12, most of 15, none of 18 trained: 15)."""
+    from deepdepth.sweep.setup import assumed_limits
+
+    combos = [combo(i, ["model=resnet_nobn", f"optim.lr={lr}"], model="resnet_nobn") for i, lr in enumerate([0.003, 0.03])]
+    limits, notes = assumed_limits(combos, {"optim.lr=0.03": 9})
+    assert limits == {0: 12, 1: 9} and "reference k*" in notes[0] and "plan_limits" in notes[1]
+    verdicts = {12: [True] * 3, 15: [True, True, False], 18: [False] * 3}
+    found = {(combos[0].key, k, s): Finished({"trainable": v}, {}, Path("j"), 0)
+             for k, vs in verdicts.items() for s, v in enumerate(vs)}
+    limits, notes = assumed_limits(combos, None, found)
+    assert limits == {0: 15, 1: 12} and "its 9 finished trials" in notes[0]

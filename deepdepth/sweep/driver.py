@@ -340,7 +340,7 @@ class Sweep:
         line = f"bisect: round {self.rounds}: {self.jobs_done} jobs done"
         if self.planned:
             jobs, work = self.planned
-            line += f" of ~{jobs} planned"
+            line += f" (~{jobs} planned)"
             if self.work_done and work > self.work_done:
                 line += f", est. {duration(elapsed * (work - self.work_done) / self.work_done)} left"
         self.say("%s, %s elapsed", line, duration(elapsed))

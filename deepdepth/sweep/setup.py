@@ -88,17 +88,25 @@ def check_options(opts: dict) -> None:
             raise SweepError(f"bisect sweeper: hydra.sweeper.{key} must be {want}, got {value!r}")
 
 
-def assumed_limits(combos: list[Combo], plan_limits: Optional[dict]) -> tuple[dict, list[str]]:
-    """The limits a plan assumes: ``plan_limits`` by model, else the reference k* (for the variant's
-    own init), else mean field's prediction for another init, else half the bound."""
+def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],
+                   found: Optional[dict] = None) -> tuple[dict, list[str]]:
+    """The limits a plan assumes, per combination: ``plan_limits`` (keyed as ``upper_for``: a grid
+    value such as ``resnet``, or a whole override such as ``optim.lr=0.03``), else what the sweep
+    dir's finished trials of that combination show (``limit_from_trials``), else the reference k*
+    (for the variant's own init), else mean field's prediction for another init, else half the bound."""
     from deepdepth.reference import REFERENCE
 
+    wanted = {str(o).replace(" ", ""): int(v) for o, v in (plan_limits or {}).items()}
     limits, notes = {}, []
     for c in combos:
         model, s = c.info.model, getattr(c.search, "base", c.search)
+        given = bound_for(c.overrides, -1, wanted)
+        measured = limit_from_trials(c, found or {})
         other_init = mean_field_limit(c)
-        if plan_limits and model in plan_limits:
-            limits[c.index], source = int(plan_limits[model]), "plan_limits"
+        if given >= 0:
+            limits[c.index], source = given, "plan_limits"
+        elif measured is not None:
+            limits[c.index], source = measured
         elif other_init is not None:
             limits[c.index], source = other_init
         elif model in REFERENCE:
@@ -108,6 +116,21 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict]) -> tuple[di
         notes.append(f"  {' '.join(c.overrides) or '(defaults)'}: assumed limit {limits[c.index]} ({source}), "
                      f"bound {s.upper}")
     return limits, notes
+
+
+def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], str]]:
+    """(limit, source) from a combination's finished trials: the deepest depth where most of
+    them trained below the shallowest where most did not (None: it has none)."""
+    by_depth: dict[int, list[bool]] = {}
+    for (key, k, _), hit in found.items():
+        if key == c.key and hit.trial.get("trainable") is not None:
+            by_depth.setdefault(k, []).append(bool(hit.trial["trainable"]))
+    if not by_depth:
+        return None
+    fails = [k for k, v in by_depth.items() if 2 * sum(v) <= len(v)]
+    passes = [k for k, v in by_depth.items() if 2 * sum(v) > len(v) and k < min(fails, default=10**9)]
+    n = sum(map(len, by_depth.values()))
+    return (max(passes) if passes else None), f"its {n} finished trials"
 
 
 def mean_field_limit(c: Combo) -> Optional[tuple[Optional[int], str]]:
@@ -142,10 +165,11 @@ def print_plan(combos, limits, notes, here, options, found, parallelism, auto, m
     plans = [plan(combos, limits, d, with_mixing(options, mix, d), found, parallelism) for d in devices]
     print("bisect dry run: nothing is trained. Assumed limits (a trial trains iff k <= its limit):")
     print("\n".join(notes))
-    print("rounds (jobs: model@depth x replicas):")
-    print("\n".join(plans[-1].lines))
+    print(f"rounds on {devices[0]} (jobs: model@depth x replicas):")
+    print("\n".join(plans[0].lines))
     if found:
-        print(f"{len(found)} finished trials in the sweep dir are not counted")
+        print(f"{len(found)} finished trials in the sweep dir are read back, not trained again; the plan is what "
+              "is left, timed by the cost model rescaled by their jobs' measured seconds")
     for p in plans:
         print(p.summary())
     if options.time_budget:

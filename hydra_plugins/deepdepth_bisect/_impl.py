@@ -211,7 +211,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     here = local_device() if device == "auto" else device
     options = Options(retries=opts["retries"], pack=opts["pack"], time_budget=opts.get("time_budget"),
                       max_replicas=opts.get("max_replicas") or 16, pack_inits=bool(opts.get("pack_inits", True)))
-    limits, notes = assumed_limits(combos, opts.get("plan_limits"))
+    limits, notes = assumed_limits(combos, opts.get("plan_limits"), found)
     if opts.get("dry_run"):
         return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto",
                           opts.get("mix_depths", "auto"))

@@ -40,7 +40,9 @@ class BisectSweeperConf:
     time_budget: Optional[float] = None  # seconds: launch no job predicted to end later; rerun to resume
     dry_run: bool = False  # print the plan (jobs, rounds, replica-layer-steps, est. time); train nothing
     device: str = "auto"  # cost model: auto (this machine), cpu, h100, h200
-    plan_limits: Optional[Dict[str, int]] = field(default_factory=dict)  # limits a plan assumes, by model (default: reference k*)
+    # limits a plan assumes, keyed as upper_for (a grid value, or a whole override such as
+    # "optim.lr=0.03"); default: a combination's finished trials, else the reference k*
+    plan_limits: Optional[Dict[str, int]] = field(default_factory=dict)
     wait_for_lock: bool = False  # another sweep holds the sweep dir: wait for it instead of refusing
     refine: RefineConf = field(default_factory=RefineConf)
     params: Optional[Dict[str, str]] = None  # extra sweep arguments, as in the basic sweeper
