@@ -7,8 +7,13 @@
 #   (5) everything packed into <= 8 files in $OUT (default ./gpu_out): gpu_check.log, steps.tsv,
 #       pytest_gpu.xml, bench_gpu.md, bench_gpu.json, mem_probe.txt, pack_probe.json,
 #       gpu_study.tar.gz (the sweep's small files).
-# Each step is time-boxed with `timeout`, inside the total GPU_CHECK_TOTAL_S (default 530 s);
-# TESTS_CAP / BENCH_CAP (default 120 / 200 s; 0 skips the step) leave the rest to the study;
+# Each step is time-boxed with `timeout`, inside the total: GPU_CHECK_TOTAL_S, else what the device
+# call was given, DEVICE_LIMIT_S (its timeout_s), less max(50, a tenth) for the start and the
+# transfers (600 -> 540, 300 -> 250), else 530 s. The GPU tests and the benchmark run only when the
+# code they cover changed since the last sitting that ran them (covered_hash against the committed
+# benchmarks/gpu_runs/checked.tsv; FORCE_CHECKS=1 runs them anyway), inside TESTS_CAP / BENCH_CAP
+# (default 60 / 200 s; 0 skips the step); the rest is the study's. A step that ran and passed
+# writes its new hash to $OUT/checked.tsv: commit it as benchmarks/gpu_runs/checked.tsv.
 # PROBE_CAP (default 0: skipped) runs benchmarks/gpu_memory_probe.py into $OUT/mem_probe.txt;
 # PACK_CAP (default 0: skipped) runs benchmarks/packed_probe.py (packed resnet's step under cuDNN's
 # algorithm search, channels-last, TF32; kernel profile) into $OUT/pack_probe.json, and the study
@@ -41,6 +46,10 @@ else
   EXPERIMENT=depth_study; STUDY=${GPU_STUDY_DIR:-.device/gpu_study}; BENCH_ARGS=  # STUDY relative: no machine path in the records
   RESERVE_TESTS=330 RESERVE_BENCH=150 BENCH_CAP=${BENCH_CAP:-200}
 fi
+if [ -z "${GPU_CHECK_TOTAL_S:-}" ] && [ -n "${DEVICE_LIMIT_S:-}" ]; then
+  margin=$((DEVICE_LIMIT_S / 10)); [ $margin -lt 50 ] && margin=50
+  GPU_CHECK_TOTAL_S=$((DEVICE_LIMIT_S - margin))
+fi
 TOTAL_S=${GPU_CHECK_TOTAL_S:-$BASE_S}
 RESERVE_TESTS=$((RESERVE_TESTS * TOTAL_S / BASE_S)) RESERVE_BENCH=$((RESERVE_BENCH * TOTAL_S / BASE_S))
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONWARNINGS=ignore
@@ -48,6 +57,37 @@ export DEEPDEPTH_DATA=${DEEPDEPTH_DATA:-$ROOT/.device/data}
 export PYTHONPATH=$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}
 
 left() { echo $((TOTAL_S - SECONDS)); }
+
+# What each check covers: a change to any of these files since the last sitting that ran the
+# check reruns it; otherwise the sitting is all study.
+COVERS_gpu_tests="tests/test_gpu.py deepdepth/step.py deepdepth/module.py deepdepth/data.py deepdepth/devices.py
+  deepdepth/train.py deepdepth/callbacks.py deepdepth/models deepdepth/testing.py"
+COVERS_bench="benchmarks/bench_gpu.py benchmarks/common.py deepdepth/step.py deepdepth/module.py deepdepth/data.py
+  deepdepth/models"
+CHECKED=$ROOT/benchmarks/gpu_runs/checked.tsv
+covered_hash() {  # covered_hash NAME: one sha256 over the covered files' paths and contents
+  local var="COVERS_$1"
+  (cd "$ROOT" && find ${!var} -type f -name '*.py' | sort | xargs sha256sum | sha256sum | cut -c1-16)
+}
+# due NAME CAP: the cap to give the check, 0 when its covered code is what the last sitting checked
+due() {
+  local name=$1 cap=$2 now last
+  now=$(covered_hash "$name"); last=$(awk -F'\t' -v n="$name" '$1 == n {print $2}' "$CHECKED" 2>/dev/null)
+  if [ "${FORCE_CHECKS:-0}" != 1 ] && [ "$now" = "$last" ]; then
+    echo "=== $name: its covered code is unchanged since the sitting that ran it ($now): skipped" >&2; echo 0
+  else
+    echo "$cap"
+  fi
+}
+# checked NAME: after a check that passed, its hash for the committed record
+checked() {
+  local name=$1
+  [ "$(awk -F'\t' -v n="$name" '$1 == n {print $2}' "$OUT/steps.tsv" | tail -1)" = 0 ] || return 0
+  [ -f "$OUT/checked.tsv" ] || cp "$CHECKED" "$OUT/checked.tsv" 2>/dev/null || : > "$OUT/checked.tsv"
+  awk -F'\t' -v n="$name" '$1 != n' "$OUT/checked.tsv" > "$OUT/checked.tsv.new"
+  printf '%s\t%s\t%s\n' "$name" "$(covered_hash "$name")" "$(date -u +%F)" >> "$OUT/checked.tsv.new"
+  mv "$OUT/checked.tsv.new" "$OUT/checked.tsv"
+}
 # step NAME CAP RESERVE CMD...: run CMD for at most CAP s, leaving RESERVE s for the steps after it
 step() {
   local name=$1 cap=$2 reserve=$3; shift 3
@@ -152,11 +192,15 @@ EOF
 main() {
   echo "gpu_check $($DRY && echo --dry-run) $(date -u '+%F %T UTC') on ${HOSTNAME:-?}; OUT=$OUT; $TOTAL_S s in all"
   step install 90 0 install_wheels
-  step gpu_tests "${TESTS_CAP:-120}" "$RESERVE_TESTS" \
+  local tests_cap bench_cap
+  tests_cap=$(due gpu_tests "${TESTS_CAP:-60}"); bench_cap=$(due bench "$BENCH_CAP")
+  step gpu_tests "$tests_cap" "$RESERVE_TESTS" \
     "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py --junitxml="$OUT/pytest_gpu.xml"
-  local bench_limit=$(( $(left) - RESERVE_BENCH )); [ $bench_limit -gt "$BENCH_CAP" ] && bench_limit=$BENCH_CAP
+  $DRY || checked gpu_tests
+  local bench_limit=$(( $(left) - RESERVE_BENCH )); [ $bench_limit -gt "$bench_cap" ] && bench_limit=$bench_cap
   export BENCH_HARD_S=$((bench_limit - 15)) BENCH_BUDGET_S=$((bench_limit - 60))
-  step bench "$BENCH_CAP" "$RESERVE_BENCH" "$PY" benchmarks/bench_gpu.py $BENCH_ARGS
+  step bench "$bench_cap" "$RESERVE_BENCH" "$PY" benchmarks/bench_gpu.py $BENCH_ARGS
+  $DRY || checked bench
   step memory_probe "${PROBE_CAP:-0}" "$RESERVE_BENCH" memory_probe
   local probe_limit=$(( $(left) - RESERVE_BENCH )); [ $probe_limit -gt "$PACK_CAP" ] && probe_limit=$PACK_CAP
   export PACK_PROBE_BUDGET_S=$((probe_limit - 10))
