@@ -5,7 +5,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 PY := $(VENV)/bin/python
 export DEEPDEPTH_DATA ?= $(abspath $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data))
 
-.PHONY: venv test train study plan smoke-study report bench-cpu clean
+.PHONY: venv test train study plan smoke-study report bench-cpu docs clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -35,5 +35,8 @@ smoke-study: venv     ## the study on tiny data, on a CPU in a couple of minutes
 bench-cpu: venv       ## the package's epoch against the reference loop, on this machine
 	$(PY) benchmarks/bench_cpu.py
 
+docs: venv            ## the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or API object fails
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf outputs multirun lightning_logs .pytest_cache
+	rm -rf outputs multirun lightning_logs .pytest_cache site
