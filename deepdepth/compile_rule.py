@@ -1,4 +1,4 @@
-"""When compiling the CPU training step pays for itself (issue 16), as pure functions.
+"""When compiling the CPU training step pays for itself, as pure functions.
 
 ``torch.compile`` of the whole step (forward, backward, SGD) costs seconds to a minute before
 the first fast step: ~1-8 s when inductor's on-disk cache already holds this step's code,

@@ -1,4 +1,4 @@
-"""The original study's figures (SPEC section 6): what a run is compared against, and under
+"""The original study's figures (one seed per probe): what a run is compared against, and under
 which settings they were measured, so a report compares only like with like."""
 from __future__ import annotations
 

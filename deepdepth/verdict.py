@@ -1,4 +1,4 @@
-"""Trainability verdicts (SPEC section 4), free of Lightning so reports and searches reuse them."""
+"""Trainability verdicts (final error below a threshold), free of Lightning so reports and searches reuse them."""
 from __future__ import annotations
 
 import math

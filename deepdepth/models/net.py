@@ -1,4 +1,4 @@
-"""DepthNet: the one builder behind every variant of the study (SPEC section 2)."""
+"""DepthNet: the one builder behind every variant of the study: k convs in three stages."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""The measured limits against the original study (SPEC section 6), only where a combination
+"""The measured limits against the original study's single-seed figures, only where a combination
 was trained under the reference's settings; what this sweep itself saw at the reference's depths.
 Pure."""
 from __future__ import annotations
@@ -46,7 +46,7 @@ def reference_verdict(ref_k: int, low: Optional[float], high: Optional[float], s
 
 
 def compare_reference(conf: list[Confidence], reference: Optional[dict] = None) -> list[Comparison]:
-    """One Comparison per confidence row (``reference``: variant -> Reference, default SPEC's)."""
+    """One Comparison per confidence row (``reference``: variant -> Reference, default the original study's)."""
     reference = ref.REFERENCE if reference is None else reference
     return [_compare(r, reference.get(r.variant)) for r in conf]
 

@@ -1,7 +1,7 @@
 """DepthSearch: the study's binary search, generalised to k-ary rounds and several seeds.
 
 Depths are the grid k_i = lower + step*i <= upper, searched by index. With parallel=1 the
-probes are exactly SPEC section 5 (mid = (l+r)//2, pass -> l = mid+1, fail -> r = mid-1), so
+probes are exactly the original search's (mid = (l+r)//2, pass -> l = mid+1, fail -> r = mid-1), so
 ``hydra.sweeper.search=bisect parallel=1 seeds=1`` replays the original study's probe sequence.
 With parallel=P a round probes P indices splitting [l, r] into P+1 parts. ``confirm`` trains
 k* and k*+step when the search did not, but never a depth above ``upper``: a search whose every
