@@ -63,11 +63,13 @@ def trial_inits(cfg: DictConfig) -> str | list[str]:
 
 
 def build(cfg: DictConfig) -> tuple[MNISTDataModule, DepthClassifier]:
+    """The data module and the Lightning module (network, optimizer, protocol) a config describes."""
     seeds = trial_seeds(cfg)
     m = cfg.model
     net = DepthNet(cfg.k, activation=m.activation, norm=m.norm, residual=m.residual, init=trial_inits(cfg),
                    seeds=seeds, branch_gain=m.get("branch_gain", False),
                    depths=trial_depths(cfg) if cfg.get("depths") is not None else None)
+    net.variant = m.name
     data_kw = dict(root=cfg.data.root, batch_size=cfg.data.batch_size, train_samples=cfg.data.train_samples,
                    test_samples=cfg.data.test_samples, check_md5=cfg.data.check_md5, download=cfg.data.download)
     data = MNISTDataModule(**data_kw, seeds=seeds)

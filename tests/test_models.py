@@ -115,3 +115,21 @@ def test_packed_network_shapes():
     assert net(torch.randn(4, 3, 28, 28)).shape == (4, 3, 10)
     assert net(torch.randn(4, 1, 28, 28)).shape == (4, 3, 10)  # one batch shared by every replica
     assert count_parameters(net) == 3 * count_parameters(build_model("resnet", 6, seeds=0))
+
+
+def test_repr_names_the_variant_norm_skips_init_and_widths():
+    resnet, plain = repr(build_model("resnet", 6)), repr(build_model("cnn_elu_bn", 6))
+    assert resnet != plain
+    assert "variant=resnet" in resnet and "norm=batchnorm" in resnet and "residual=True (skips)" in resnet
+    assert "init=fan_in" in resnet and "widths=(4, 8, 16)" in resnet and "4 -> 4, skip=True" in resnet
+    assert "residual=False (no skips)" in plain and "skip=True" not in plain
+    nobn = repr(DepthNet(3, activation="tanh", init="fan_in:0.7", seeds=[0, 1]))
+    assert "norm=none" in nobn and "init=fan_in:0.7" in nobn and "replicas=2" in nobn
+
+
+def test_compile_key_ignores_init_and_seeds():
+    """A new init or seed is the same network to compile: its step key does not change."""
+    a = DepthNet(3, init="fan_in:0.5", seeds=[0])
+    b = DepthNet(3, init="fan_in:0.9", seeds=[7])
+    assert a.structure() == b.structure() and repr(a) != repr(b)
+    assert a.structure() != DepthNet(3, norm=True, seeds=[0]).structure()
