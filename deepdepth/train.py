@@ -191,6 +191,7 @@ def summary_line(cfg: DictConfig, result: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")  # the checkout's or the wheel's
 def main(cfg: DictConfig) -> dict:
+    """``python -m deepdepth.train``: one trial, its one-line result and result.json in the run folder."""
     hydra_cfg = HydraConfig.get()
     interactive = hydra_cfg.mode != RunMode.MULTIRUN
     try:
