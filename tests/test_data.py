@@ -233,3 +233,20 @@ def test_more_samples_than_exist_is_refused(mnist_root):
     dm = MNISTDataModule(mnist_root, train_samples=513, check_md5=False, download=False)
     with pytest.raises(DataError, match="data.train_samples=513, but .* holds only 512 train images"):
         dm.setup()
+
+
+def test_trainer_test_reports_the_test_error(mnist_root):
+    """``trainer.test(module, datamodule=dm)`` works as for any Lightning data module."""
+    import lightning as L
+
+    from deepdepth.models import build_model
+    from deepdepth.module import DepthClassifier
+
+    net = build_model("cnn_tanh_newinit", 3, seeds=0)
+    dm = MNISTDataModule(mnist_root, check_md5=False, download=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    (metrics,) = trainer.test(DepthClassifier(net), datamodule=dm, verbose=False)
+    with torch.no_grad():
+        expected = (net.eval()(dm.test_x).argmax(1) != dm.test_y).double().mean().item()
+    assert metrics["test_err"] == pytest.approx(expected) and 0 < expected < 1
