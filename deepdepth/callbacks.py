@@ -41,18 +41,22 @@ class Trainability(L.Callback):
         self._pending: deque[tuple[torch.Tensor, torch.cuda.Event | None, int]] = deque()
 
     def on_train_start(self, trainer, pl_module) -> None:
+        """Start the trial's bookkeeping: no replica diverged yet, no epoch counted."""
         self.diverged_at = [None] * pl_module.net.replicas
         self._pending.clear()
         self._epochs_whole, self._untested = 0, False
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        """Count this epoch's batches from zero."""
         self._batches = 0
 
     def on_validation_end(self, trainer, pl_module) -> None:
+        """The steps so far have been tested (a sanity check does not count)."""
         if not trainer.sanity_checking:
             self._untested = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Check each replica's loss for divergence (queued on a GPU, read once it is ready)."""
         self._batches += 1
         self._untested = True
         losses = outputs["replica_loss"]
@@ -87,6 +91,7 @@ class Trainability(L.Callback):
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Count a whole epoch and log its line per replica (the original study's format)."""
         self._check_pending(trainer)
         self._epochs_whole += self._batches == trainer.num_training_batches
         hist = pl_module.history
@@ -98,6 +103,7 @@ class Trainability(L.Callback):
             log.info(prefix + epoch_line(epoch, epochs, tr, te))
 
     def on_train_end(self, trainer, pl_module) -> None:
+        """Give each replica its verdict from its last epoch's errors (none for an incomplete or debug run)."""
         self._check_pending(trainer)
         hist = pl_module.history
         self.debug = bool(trainer.fast_dev_run)

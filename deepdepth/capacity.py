@@ -42,6 +42,7 @@ def device_bytes(trainer: DictConfig) -> tuple[str, int | None]:
 
 
 def available_ram() -> int | None:
+    """Bytes of memory free now (psutil, else /proc/meminfo); None where neither tells."""
     try:
         import psutil
         return int(psutil.virtual_memory().available)
@@ -58,6 +59,7 @@ def available_ram() -> int | None:
 
 
 def gib(n: int) -> str:
+    """A byte count for a message: '3.2 GiB', or '200 MiB' below a quarter GiB."""
     return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
 
 

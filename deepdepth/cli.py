@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 def report() -> None:
+    """The ``deepdepth-report`` command: ``python -m deepdepth.report`` without a display."""
     import matplotlib
 
     matplotlib.use("Agg")

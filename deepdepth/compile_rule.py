@@ -40,6 +40,7 @@ MARKERS = "deepdepth-compiled"         # the markers' folder inside inductor's c
 
 @dataclass(frozen=True)
 class Decision:
+    """Whether to compile the CPU step, and the rule's reasoning in words (result.json's ``compile``)."""
     compile: bool
     reason: str
 

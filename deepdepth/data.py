@@ -2,6 +2,12 @@
 
 The whole data set lives as one float tensor on the training device, so an epoch is a
 permutation and a series of index gathers: no per-sample transforms, no worker processes.
+
+Batch layout, as torchvision's MNIST for one replica: images x (B, 1, 28, 28), labels y (B,),
+so ``F.cross_entropy(net(x), y)`` and ``(net(x).argmax(1) == y)`` work as usual. S > 1 packed
+replicas (one per seed) each draw their own order: x is (B, S, 28, 28) (replica s's images in
+channel s) and y is (B, S) (replica s's labels in column s); ``replica_labels`` gives the (B, S)
+view of either.
 """
 from __future__ import annotations
 
@@ -31,10 +37,12 @@ class DataError(RuntimeError):
 
 
 def default_root() -> Path:
+    """Where MNIST is looked for when no root is given: $DEEPDEPTH_DATA, else ./data."""
     return Path(os.environ.get("DEEPDEPTH_DATA", "data"))
 
 
 def raw_dir(root: str | os.PathLike) -> Path:
+    """The folder holding the four IDX files: ``<root>/MNIST/raw``, torchvision's layout."""
     return Path(root).expanduser() / "MNIST" / "raw"
 
 
@@ -194,8 +202,24 @@ def load_mnist(root: str | os.PathLike, check_md5: bool = True, download: bool =
     return _CACHE[key]
 
 
+def replica_labels(y: torch.Tensor, replicas: int = 1) -> torch.Tensor:
+    """A batch's labels as (B, S), one column per replica: (B,) labels (one replica, or the
+    test set every replica shares) are repeated into each column, (B, S) ones returned as they are.
+
+    >>> replica_labels(torch.tensor([3, 1]), 2).tolist()
+    [[3, 3], [1, 1]]
+    """
+    y = y.view(y.shape[0], -1)
+    return y if y.shape[1] == replicas else y.expand(-1, replicas)
+
+
 class ShuffledBatches:
-    """Batches sliced from device tensors; each replica draws its own permutation every epoch."""
+    """Batches ``(x, y)`` sliced from device tensors; each replica (one per seed) draws its own
+    permutation every epoch. One replica (or ``shuffle=False``, the test set): x (B, 1, 28, 28),
+    y (B,). S > 1 replicas: x (B, S, 28, 28), y (B, S), column s replica s's (module docstring).
+
+    >>> x, y = next(iter(ShuffledBatches(images, labels, 256, seeds=[0], shuffle=True)))
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seeds: list[int], shuffle: bool):
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
@@ -213,15 +237,29 @@ class ShuffledBatches:
         for start in range(0, n, self.batch_size):
             idx = order[:, start:start + self.batch_size]          # (S, B)
             x = self.x[idx.T.reshape(-1)].view(idx.shape[1], idx.shape[0], 28, 28)  # (B, S, 28, 28)
-            yield x, self.y[idx.T]                                   # (B, S)
+            yield x, (self.y[idx[0]] if idx.shape[0] == 1 else self.y[idx.T])   # (B,) or (B, S)
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """Normalised MNIST held as tensors on the training device."""
+    """Normalised MNIST held as tensors on the training device.
+
+    Batches follow the module docstring's layout: with one seed, x (B, 1, 28, 28) and y (B,);
+    with S seeds (packed replicas), training batches are x (B, S, 28, 28) and y (B, S). The test
+    set (``val_dataloader``, the same as ``test_dataloader``) is served in order, x (B, 1, 28, 28)
+    and y (B,), shared by every replica.
+
+    >>> dm = MNISTDataModule(train_samples=1024); dm.setup()
+    >>> x, y = next(iter(dm.train_dataloader()))   # (256, 1, 28, 28), (256,)
+    """
 
     def __init__(self, root: str | None = None, batch_size: int = 256, train_samples: int | None = None,
                  test_samples: int | None = None, check_md5: bool = True, download: bool = True,
                  seeds: list[int] | int = 0):
+        """``root``: the folder holding ``MNIST/raw`` (default $DEEPDEPTH_DATA, else ./data);
+        ``train_samples`` / ``test_samples``: the first N images of each split (None: all);
+        ``check_md5``: verify the original files' checksums (off for a custom data set);
+        ``download``: fetch missing files; ``seeds``: one per replica, each replica's shuffle
+        order (an int: one replica)."""
         super().__init__()
         self.root = Path(root) if root else default_root()
         self.batch_size, self.check_md5, self.download = batch_size, check_md5, download
@@ -229,9 +267,11 @@ class MNISTDataModule(L.LightningDataModule):
         self.seeds = [seeds] if isinstance(seeds, int) else list(seeds)
 
     def prepare_data(self) -> None:
+        """Find the IDX files (downloading missing ones if allowed): fails before any training."""
         locate(self.root, self.download)
 
     def setup(self, stage: str | None = None) -> None:
+        """Load, normalise and slice both splits onto the trainer's device (the CPU without one)."""
         train_x, train_y, test_x, test_y = load_mnist(self.root, self.check_md5, self.download)
         for split, asked, have in (("train", self.train_samples, len(train_y)), ("test", self.test_samples, len(test_y))):
             if asked is not None and asked > have:  # a slice would quietly train on fewer
@@ -242,7 +282,13 @@ class MNISTDataModule(L.LightningDataModule):
         self.test_x, self.test_y = test_x[:self.test_samples].to(device), test_y[:self.test_samples].to(device)
 
     def train_dataloader(self) -> ShuffledBatches:
+        """The training set, reshuffled every epoch, each replica in its own order."""
         return ShuffledBatches(self.train_x, self.train_y, self.batch_size, self.seeds, shuffle=True)
 
     def val_dataloader(self) -> ShuffledBatches:
+        """The test set, in order: the study measures its test error after every epoch."""
         return ShuffledBatches(self.test_x, self.test_y, self.batch_size, [0], shuffle=False)
+
+    def test_dataloader(self) -> ShuffledBatches:
+        """The test set, in order (the same batches as ``val_dataloader``): ``trainer.test``."""
+        return self.val_dataloader()

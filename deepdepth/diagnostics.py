@@ -24,10 +24,12 @@ QUANTITIES = {"act_rms": "activation RMS", "weight_grad_norm": "||dL/dW|| (conv 
 
 
 def conv_blocks(net: torch.nn.Module) -> list[ConvBlock]:
+    """The network's conv blocks in order (one per conv layer)."""
     return [m for m in net.modules() if isinstance(m, ConvBlock)]
 
 
 def layer_table(net: torch.nn.Module) -> list[dict]:
+    """One row per conv block: its index, stage, widths and whether it has a skip."""
     rows, stage = [], 0
     for i, b in enumerate(conv_blocks(net)):
         stage += i > 0 and b.c_in != b.c_out
@@ -80,25 +82,30 @@ class SignalDiagnostics(L.Callback):
         self.header: dict = {}
 
     def path(self, trainer) -> Path:
+        """Where diagnostics.json goes: the logger's folder, else the run folder."""
         return Path(trainer.log_dir or trainer.default_root_dir) / self.filename
 
     def on_train_start(self, trainer, pl_module) -> None:
+        """Start a fresh record of this trial's network."""
         net = pl_module.net
         self.batch, self.records = None, []
         self.header = {"k": len(conv_blocks(net)), "replicas": net.replicas, "seeds": list(getattr(net, "seeds", [])),
                        "layers": layer_table(net)}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Keep the first batch and probe the network at initialisation, before its first step."""
         if self.batch is None:  # the first batch, before its optimizer step: the profile at init
             self.batch = (batch[0].detach().clone(), batch[1].detach().clone())
             self._record(trainer, pl_module, epoch=0, label="init")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Probe the same batch again after each epoch."""
         if self.batch is not None:
             epoch = trainer.current_epoch + 1
             self._record(trainer, pl_module, epoch=epoch, label=f"epoch {epoch}")
 
     def on_train_end(self, trainer, pl_module) -> None:
+        """Draw the profiles beside diagnostics.json (``plot``)."""
         if self.plot and self.records:
             plot_profiles(self.path(trainer), self.path(trainer).with_suffix(".png"))
 

@@ -8,6 +8,11 @@ uniform net. Pure numpy (the
 weight std comes from the init rules' records, ``deepdepth.models.init``, imported only when a variant
 is named).
 
+In a researcher's terms: ``predict("tanh", sigma_w2=1.0)`` (sigma_w^2 = 9 c_in Var(w) of every
+conv, with ``sigma_b2`` for the biases) gives the same as the init spec form
+``predict("tanh", "fan_in:1.0")``; ``stage("tanh", 0.7)`` is one uniform layer's fixed point,
+phase and depth scale.
+
 Gaussian integrals use Gauss-Legendre quadrature on [-10, 10] split at the activation's kink
 (z = 0): Gauss-Hermite converges only like 1/n for ELU/ReLU, whose derivatives jump there.
 """
@@ -55,14 +60,22 @@ _Z1, _W1 = _nodes(-_Z, _Z)
 
 
 def gauss(f, q: float) -> float:
-    """E[f(sqrt(q) z)], z ~ N(0, 1)."""
+    """E[f(sqrt(q) z)], z ~ N(0, 1).
+
+    >>> round(gauss(lambda x: x ** 2, 2.0), 6)
+    2.0
+    """
     return float(np.sum(_W1 * f(math.sqrt(q) * _Z1)))
 
 
 def gauss2(f, g, q: float, c: float) -> float:
     """E[f(u1) g(u2)], (u1, u2) centred Gaussian, variances q, correlation c. Writing
     u2 = sqrt(q) s t with t ~ N(c z1 / s, 1), s = sqrt(1 - c^2), the inner integral over t is split
-    at t = 0 where a kinked activation bends."""
+    at t = 0 where a kinked activation bends.
+
+    >>> round(gauss2(lambda x: x, lambda x: x, 1.0, 0.5), 6)   # E[u1 u2] = q c
+    0.5
+    """
     s = math.sqrt(max(1.0 - c * c, 0.0))
     if s < 1e-12:
         return gauss(lambda x: f(x) * g(x), q)
@@ -73,7 +86,11 @@ def gauss2(f, g, q: float, c: float) -> float:
 
 
 def variance_map(q: float, activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> float:
-    """q_{l+1} = sigma_w^2 E[phi(sqrt(q_l) z)^2] + sigma_b^2."""
+    """q_{l+1} = sigma_w^2 E[phi(sqrt(q_l) z)^2] + sigma_b^2.
+
+    >>> round(variance_map(1.0, "linear", 2.0), 6)   # a linear layer doubles the variance
+    2.0
+    """
     phi = ACTIVATIONS[activation][0]
     return sigma_w2 * gauss(lambda x: phi(x) ** 2, q) + sigma_b2
 
@@ -82,7 +99,13 @@ def fixed_point(activation: str, sigma_w2: float, sigma_b2: float = 0.0, q0: flo
     """The limit of iterating the variance map from q0. The map is increasing in q, so iteration
     moves monotonically to the nearest fixed point in the direction of V(q0) - q0; we bracket that
     root on a geometric grid and bisect, which also finds q* = 0 (or inf) exactly, where plain
-    iteration at criticality would crawl there polynomially. Returns 0.0 or math.inf at the ends."""
+    iteration at criticality would crawl there polynomially. Returns 0.0 or math.inf at the ends.
+
+    >>> fixed_point("tanh", 0.7)            # ordered, no bias: the variance dies out
+    0.0
+    >>> round(fixed_point("tanh", 2.0), 3)  # chaotic: a finite q*
+    0.618
+    """
     g = lambda q: variance_map(q, activation, sigma_w2, sigma_b2) - q
     g0 = g(q0)
     if g0 == 0:
@@ -105,7 +128,11 @@ def fixed_point(activation: str, sigma_w2: float, sigma_b2: float = 0.0, q0: flo
 
 
 def chi_1(activation: str, sigma_w2: float, q_star: float) -> float:
-    """sigma_w^2 E[phi'(sqrt(q*) z)^2]: the per-layer gain of small perturbations (and of gradients)."""
+    """sigma_w^2 E[phi'(sqrt(q*) z)^2]: the per-layer gain of small perturbations (and of gradients).
+
+    >>> round(chi_1("tanh", 0.7, 0.0), 3)   # ordered: perturbations shrink by 0.7 a layer
+    0.7
+    """
     dphi = ACTIVATIONS[activation][1]
     q = min(max(q_star, 1e-30), 1e12)  # q* = 0: the limit q -> 0+ (ReLU's phi' jumps at 0)
     return sigma_w2 * gauss(lambda x: dphi(x) ** 2, q)
@@ -119,7 +146,12 @@ def correlation_fixed_point(activation: str, sigma_w2: float, q_star: float, sig
     [0, 1], crosses the diagonal once more below it. We bracket that root (just below 1 the map lies
     under the diagonal; at 0, or else at -1, on or above it) and bisect to ``tol``: iterating the map
     instead crawls near criticality (at sigma_w^2 = 1.05, tanh is still at c = 0.957 after 2,000
-    steps). RuntimeError when there is no such root (not chaotic) or the bisection does not converge."""
+    steps). RuntimeError when there is no such root (not chaotic) or the bisection does not converge.
+
+    >>> c, chi_c = correlation_fixed_point("tanh", 2.0, fixed_point("tanh", 2.0))
+    >>> 0 < c < 1 and chi_c < 1
+    True
+    """
     phi, dphi = ACTIVATIONS[activation]
     gap = lambda c: (sigma_w2 * gauss2(phi, phi, q_star, c) + sigma_b2) / q_star - c  # noqa: E731
     hi = next((1.0 - 10.0 ** -e for e in range(2, 10) if gap(1.0 - 10.0 ** -e) < -QUADRATURE_NOISE), None)
@@ -140,6 +172,7 @@ def correlation_fixed_point(activation: str, sigma_w2: float, q_star: float, sig
 
 @dataclass
 class Stage:
+    """One uniform stretch of layers at ``sigma_w2``: its fixed point, slope, phase and depth scale."""
     sigma_w2: float
     q_star: float
     chi_1: float
@@ -155,6 +188,16 @@ class Stage:
 
 
 def stage(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> Stage:
+    """Mean field of a deep stack of identical layers at (sigma_w^2, sigma_b^2): q*, chi_1, the
+    phase (ordered chi_1 < 1, critical, chaotic chi_1 > 1), the correlation fixed point c* and the
+    depth scale xi, in layers, over which a perturbation (or a gradient) decays by e.
+
+    >>> s = stage("tanh", 0.7)
+    >>> s.phase, round(s.chi_1, 3), round(s.xi, 2)   # xi = -1/ln 0.7
+    ('ordered', 0.7, 2.8)
+    >>> stage("tanh", 1.0).phase
+    'critical'
+    """
     q = fixed_point(activation, sigma_w2, sigma_b2)
     chi = chi_1(activation, sigma_w2, q)
     if abs(chi - 1.0) < CRITICAL_TOL:
@@ -169,6 +212,8 @@ def stage(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> Stage:
 
 @dataclass
 class Prediction:
+    """The mean-field prediction for one network: per-stage ``Stage`` records, the effective depth
+    scale ``xi``, and ``k_pred`` / ``k_star_pred``, the deepest k predicted trainable."""
     variant: str
     applicable: bool
     reason: str = ""
@@ -189,9 +234,20 @@ class Prediction:
         return self.k_pred if not math.isfinite(self.k_pred) else 3 * math.floor(self.k_pred / 3)
 
 
-def predict(activation: str, init: str, norm: bool = False, residual: bool = False,
-            branch_gain: bool = False, name: str = "", widths=WIDTHS) -> Prediction:
-    """Mean-field prediction for one variant, conv by conv, with sigma_b = 0.
+def predict(activation: str, init: str | None = None, norm: bool = False, residual: bool = False,
+            branch_gain: bool = False, name: str = "", *, sigma_w2: float | None = None,
+            sigma_b2: float = 0.0, widths=WIDTHS) -> Prediction:
+    """Mean-field prediction for one variant, conv by conv: from its init spec, or from sigma_w^2.
+
+    ``init``: a conv init spec (``fan_in:0.7``, ``naive``, ...), as the variants name theirs; or
+    instead ``sigma_w2``: every conv's sigma_w^2 = 9 c_in Var(w) (the same at every width, as a
+    fan-in rule gives: ``sigma_w2=g**2`` is ``init="fan_in:g"``). ``sigma_b2``: the biases'
+    variance (the package's nets start with zero biases: 0, the default).
+
+    >>> predict("tanh", sigma_w2=0.49).k_star_pred == predict("tanh", "fan_in:0.7").k_star_pred
+    True
+    >>> predict("tanh", sigma_w2=1.0).k_pred          # critical: no limit predicted
+    inf
 
     Mean field is an infinite-width theory: ``widths`` (channels per stage) enter only through
     each conv's sigma_w^2, so under a fan-in init (sigma_w^2 = gain^2 at any width) the
@@ -208,27 +264,37 @@ def predict(activation: str, init: str, norm: bool = False, residual: bool = Fal
     net is predicted trainable while decay(k) <= 6 (Schoenholz et al.: depth <= 6 xi for a
     uniform net). Left out: the 2x2 pooling and the classifier.
     """
+    if (init is None) == (sigma_w2 is None):
+        raise ValueError(f"give either init (a spec such as 'fan_in:0.7') or sigma_w2, got init={init!r}, "
+                         f"sigma_w2={sigma_w2!r}")
+    if sigma_w2 is not None and not (sigma_w2 > 0 and sigma_b2 >= 0):
+        raise ValueError(f"sigma_w2 must be positive and sigma_b2 non-negative, got sigma_w2={sigma_w2!r}, "
+                         f"sigma_b2={sigma_b2!r}")
     if norm:
         return Prediction(name, False, "BatchNorm renormalises every layer: no variance map to iterate")
-    from .models.init import conv_sigma, parse_init  # torch-backed records: imported only when used
 
     if branch_gain:
         return Prediction(name, False, "SkipInit: every residual branch starts multiplied by 0, so the "
                                        "net starts as the identity: no variance map, no depth scale")
-    try:
-        rule, _ = parse_init(init)
-    except ValueError:
-        return Prediction(name, False, f"no mean-field weight variance for init {init!r}")
-    if residual and rule.branch_scale is not None:
+    if sigma_w2 is not None:
+        rule = None
+        conv_sigma_w2 = lambda c_in, c_out: sigma_w2  # noqa: E731
+    else:
+        from .models.init import conv_sigma, parse_init  # torch-backed records: imported only when used
+        try:
+            rule, _ = parse_init(init)
+        except ValueError:
+            return Prediction(name, False, f"no mean-field weight variance for init {init!r}")
+        conv_sigma_w2 = lambda c_in, c_out: 9 * c_in * conv_sigma(init, c_in, c_out) ** 2  # noqa: E731
+    if residual and rule is not None and rule.branch_scale is not None:
         return Prediction(name, False, "Fixup: branches scaled by L^-1/2 keep the variance's growth "
                                        "bounded, but the skip still leaves no fixed point to iterate")
     if residual:
         return Prediction(name, False, "residual: the skip adds its input, so the variance grows "
                                        "with depth and has no fixed point")
-    sigma_w2 = lambda c_in, c_out: 9 * c_in * conv_sigma(init, c_in, c_out) ** 2  # noqa: E731
     widths = tuple(widths)
-    stages = [stage(activation, sigma_w2(c, c)) for c in widths]
-    first = [sigma_w2(c_in, c) for c_in, c in zip((1,) + widths[:-1], widths)]
+    stages = [stage(activation, conv_sigma_w2(c, c), sigma_b2) for c in widths]
+    first = [conv_sigma_w2(c_in, c) for c_in, c in zip((1,) + widths[:-1], widths)]
     rate = sum(1.0 / s.xi for s in stages)  # per-layer decay summed over stages; 1/inf = 0
     offset = -1.0 / stages[0].xi + sum(math.log(s.sigma_w2 / f) for s, f in zip(stages[1:], first[1:]))
     xi = len(stages) / rate if rate > 0 else math.inf
@@ -236,7 +302,7 @@ def predict(activation: str, init: str, norm: bool = False, residual: bool = Fal
         k_pred = max(0.0, (TRAINABLE_XI - offset) * xi)
     else:
         k_pred = math.inf if offset <= TRAINABLE_XI else 0.0
-    return Prediction(name, True, "", stages, first, offset, xi, k_pred, rule.orthogonal)
+    return Prediction(name, True, "", stages, first, offset, xi, k_pred, bool(rule and rule.orthogonal))
 
 
 def _field(variant, key: str, default=None):
@@ -245,7 +311,12 @@ def _field(variant, key: str, default=None):
 
 
 def predict_variant(name: str, variant) -> Prediction:
-    """``variant``: anything with activation/norm/residual/init (a ``Variant`` or a dict)."""
+    """``variant``: anything with activation/norm/residual/init (a ``Variant`` or a dict).
+
+    >>> from deepdepth.models import VARIANTS
+    >>> predict_variant("cnn_tanh_newinit", VARIANTS["cnn_tanh_newinit"]).applicable
+    True
+    """
     get = lambda key, default=None: _field(variant, key, default)  # noqa: E731
     return predict(get("activation"), get("init"), bool(get("norm", False)), bool(get("residual", False)),
                    bool(get("branch_gain", False)), name=name, widths=get("widths") or WIDTHS)
@@ -257,7 +328,12 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def mean_field_table(variants=None, measured: dict | None = None) -> list[dict]:
     """One row per variant (``variants``: name -> Variant; default all of ``VARIANTS``); ``measured``
-    maps a name to its measured k* and fills the column next to the prediction."""
+    maps a name to its measured k* and fills the column next to the prediction.
+
+    >>> rows = mean_field_table(measured={"cnn_tanh": 3})
+    >>> next(r for r in rows if r["variant"] == "cnn_tanh")["k_measured"]
+    3
+    """
     if variants is None:
         from .models import VARIANTS as variants
     rows = []
@@ -281,7 +357,10 @@ def mean_field_table(variants=None, measured: dict | None = None) -> list[dict]:
 
 def mean_field_markdown(rows: list[dict] | None = None) -> str:
     """The table as markdown; per stage (widths 4, 8, 16): sigma_w^2 of the repeated and of the
-    width-changing conv, q*, chi_1; the depth scale xi, the k-independent decay and the prediction."""
+    width-changing conv, q*, chi_1; the depth scale xi, the k-independent decay and the prediction.
+
+    >>> print(mean_field_markdown())   # every variant of conf/model   # doctest: +SKIP
+    """
     rows = mean_field_table() if rows is None else rows
     lines = ["| variant | sigma_w^2 per stage | sigma_w^2 width-changing convs | q* | chi_1 | xi (layers) | "
              "decay offset (e-folds) | predicted k* (decay <= 6) | measured k* | note |",

@@ -22,9 +22,10 @@ class ReplicaError(Metric):
         self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        """logits (N, S, C) and target (N, S) or (N, 1)."""
-        self.correct += (logits.argmax(-1) == target).sum(0)
+        """logits (N, S, C) and target (N, S), or (N,) / (N, 1) shared by every replica."""
+        self.correct += (logits.argmax(-1) == target.view(target.shape[0], -1)).sum(0)
         self.total += target.shape[0]
 
     def compute(self) -> torch.Tensor:
+        """The error rate per replica (S,), float64."""
         return error_rate(self.correct, self.total)

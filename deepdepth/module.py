@@ -8,6 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from .data import replica_labels
 from .metrics import ReplicaError
 from .models import ConvBlock, DepthNet
 from .step import CompilePlan, TrainStep
@@ -91,22 +92,26 @@ class DepthClassifier(L.LightningModule):
         self.has_norm = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's logits: (N, 10) for one replica, (N, S, 10) for S."""
         return self.net(x)
 
     def configure_optimizers(self):
+        """The ``optim`` node instantiated on the network's parameters."""
         return hydra.utils.instantiate(self.optim, _partial_=True)(self.net.parameters())
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def replica_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (N, S, 10) and one mean cross-entropy per replica (S,)."""
+        """Logits (N, S, 10) and one mean cross-entropy per replica (S,); y is (N,) or (N, S)
+        (``deepdepth.data``'s batch layout)."""
         logits = self.net(self._layout(x)).view(x.shape[0], self.net.replicas, -1)
-        target = y.expand(-1, self.net.replicas) if y.shape[1] != self.net.replicas else y
+        target = replica_labels(y, self.net.replicas)
         losses = F.cross_entropy(logits.permute(0, 2, 1), target, reduction="none").mean(0)
         return logits, losses
 
     def on_fit_start(self) -> None:
+        """Choose the memory layout for the device the trainer put the module on."""
         self.trained_on = str(self.device)
         # On the CPU, oneDNN's channels-last convolutions are 10-40% faster for these thin and
         # grouped layers, but PyTorch's channels-last BatchNorm is ~10x slower on 4-16 channels:
@@ -122,6 +127,7 @@ class DepthClassifier(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
 
     def on_train_start(self) -> None:
+        """Build the step runner (eager, CUDA graph or compiled, as ``fast`` says)."""
         use_graph = self.fast in (True, "compile") or (self.fast == "auto" and self.device.type == "cuda")
         if self.fast == "compile" and self.device.type == "cuda":
             compile_blocks(self.net, self.compile_backend)
@@ -133,7 +139,7 @@ class DepthClassifier(L.LightningModule):
         if self.device.type != "cpu" or self.fast not in ("auto", "compile"):
             return None
         defaults = {k: v for k, v in optimizer.defaults.items() if isinstance(v, (bool, int, float, str, type(None)))}
-        signature = (repr(self.net), [tuple(p.shape) for p in self.net.parameters()], self.net.depths,
+        signature = (self.net.structure(), repr(self.net.features), repr(self.net.classifier), [tuple(p.shape) for p in self.net.parameters()], self.net.depths,
                      type(optimizer).__name__, sorted(defaults.items()),
                      self.channels_last, torch.get_num_threads())
         return CompilePlan(force=self.fast == "compile", blocks=self.net.k, norm=self.has_norm,
@@ -150,6 +156,7 @@ class DepthClassifier(L.LightningModule):
         return max(int(left), 0)
 
     def on_train_end(self) -> None:
+        """Release the step runner (and its CUDA graphs' memory)."""
         self.release_step()
 
     def release_step(self) -> None:
@@ -162,11 +169,13 @@ class DepthClassifier(L.LightningModule):
             self.step_runner = None
 
     def on_train_epoch_start(self) -> None:
+        """Restart the running train error; under protocol=original, BatchNorm stays frozen after epoch 1."""
         self.train_error.reset()  # the running train error of this epoch
         if self.protocol == "original" and self.current_epoch > 0:
             self.net.eval()  # the notebook's missing model.train() after its first evaluation
 
     def training_step(self, batch, batch_idx: int) -> dict:
+        """One SGD step on every replica at once; the loss returned is the replicas' sum."""
         x, y = batch
         optimizer = self.optimizers()
         # What LightningOptimizer.step() reports around its step; called here because a
@@ -181,14 +190,17 @@ class DepthClassifier(L.LightningModule):
         return {"loss": losses.sum(), "replica_loss": losses}
 
     def on_validation_epoch_start(self) -> None:
+        """Restart the test error count."""
         self.test_error.reset()
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """Count one test batch's mistakes per replica (eval mode, no gradients)."""
         x, y = batch
         logits = self.net(self._layout(x)).view(x.shape[0], self.net.replicas, -1)
         self.test_error.update(logits, y)
 
     def on_validation_epoch_end(self) -> None:
+        """Record this epoch's train and test error per replica (history and loggers)."""
         if self.trainer.sanity_checking:
             return
         train_err = self.train_error.compute().reshape(-1)  # torchmetrics squeezes one replica to a scalar
@@ -199,3 +211,17 @@ class DepthClassifier(L.LightningModule):
             suffix = "" if self.net.replicas == 1 else f"/{s}"
             self.log(f"train_err{suffix}", train_err[s], on_epoch=True)
             self.log(f"test_err{suffix}", test_err[s], on_epoch=True)
+
+    def on_test_epoch_start(self) -> None:
+        """``trainer.test``: restart the test error count."""
+        self.test_error.reset()
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        """``trainer.test``: count one test batch's mistakes per replica."""
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        """``trainer.test``: log the test error per replica (not added to the trial's history)."""
+        test_err = self.test_error.compute().reshape(-1)
+        for s in range(self.net.replicas):
+            self.log("test_err" if self.net.replicas == 1 else f"test_err/{s}", test_err[s])

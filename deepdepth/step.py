@@ -142,6 +142,7 @@ class TrainStep:
         return logits.detach(), losses.detach()
 
     def eager(self, x: torch.Tensor, y: torch.Tensor) -> Outputs:
+        """One plain eager step (gradients zeroed, forward, backward, optimizer step)."""
         self.optimizer.zero_grad(set_to_none=True)
         return self._step_body(x, y)
 

@@ -22,4 +22,5 @@ class BreakCapture(L.Callback):
     """Gives a trial's module the loss of ``breaks_capture``, so its graph capture fails:
     ``train(cfg, out, callbacks=[BreakCapture()])``."""
     def on_fit_start(self, trainer, pl_module):
+        """Swap in the loss that breaks a capture, before the step runner is built."""
         pl_module.replica_losses = breaks_capture(pl_module.replica_losses)

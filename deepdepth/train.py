@@ -70,11 +70,13 @@ def model_widths(cfg: DictConfig) -> list[int]:
 
 
 def build(cfg: DictConfig) -> tuple[MNISTDataModule, DepthClassifier]:
+    """The data module and the Lightning module (network, optimizer, protocol) a config describes."""
     seeds = trial_seeds(cfg)
     m = cfg.model
     net = DepthNet(cfg.k, activation=m.activation, norm=m.norm, residual=m.residual, init=trial_inits(cfg),
                    seeds=seeds, branch_gain=m.get("branch_gain", False),
                    depths=trial_depths(cfg) if cfg.get("depths") is not None else None, widths=model_widths(cfg))
+    net.variant = m.name
     data_kw = dict(root=cfg.data.root, batch_size=cfg.data.batch_size, train_samples=cfg.data.train_samples,
                    test_samples=cfg.data.test_samples, check_md5=cfg.data.check_md5, download=cfg.data.download)
     data = MNISTDataModule(**data_kw, seeds=seeds)
@@ -196,6 +198,7 @@ def summary_line(cfg: DictConfig, result: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")  # the checkout's or the wheel's
 def main(cfg: DictConfig) -> dict:
+    """``python -m deepdepth.train``: one trial, its one-line result and result.json in the run folder."""
     hydra_cfg = HydraConfig.get()
     interactive = hydra_cfg.mode != RunMode.MULTIRUN
     try:

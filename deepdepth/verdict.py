@@ -7,6 +7,7 @@ CRITERIA = ("test", "train", "either", "both")
 
 
 def check_criterion(criterion: str) -> str:
+    """``criterion`` itself when it is one of ``CRITERIA``, else ValueError naming the choices."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown trainability.criterion {criterion!r}; choose one of {CRITERIA}")
     return criterion

@@ -12,7 +12,7 @@ import torch
 from conftest import idx_bytes, write_mnist
 from deepdepth import data
 from deepdepth.data import (MEAN, STD, DataError, MNISTDataModule, ShuffledBatches, load_mnist, locate, read_idx,
-                            sample_counts)
+                            replica_labels, sample_counts)
 
 
 def test_loads_and_normalises_fixture(mnist_root):
@@ -41,7 +41,7 @@ def test_batches_cover_each_epoch_once_and_reshuffle():
     assert sorted(torch.cat(epoch1).view(-1).tolist()) == list(range(600))
     assert not torch.equal(torch.cat(epoch1), torch.cat(epoch2))
     first = next(iter(batches))
-    assert torch.equal(first[0][:, 0, 0, 0], first[1][:, 0].float())  # images travel with their labels
+    assert torch.equal(first[0][:, 0, 0, 0], first[1].float())  # images travel with their labels
 
 
 def test_each_replica_has_its_own_order_and_seeds_fix_it():
@@ -49,14 +49,41 @@ def test_each_replica_has_its_own_order_and_seeds_fix_it():
     a = next(iter(ShuffledBatches(x, y, 100, seeds=[0, 1], shuffle=True)))[1]
     b = next(iter(ShuffledBatches(x, y, 100, seeds=[0], shuffle=True)))[1]
     assert a.shape == (100, 2)
-    assert torch.equal(a[:, 0], b[:, 0]) and not torch.equal(a[:, 0], a[:, 1])
+    assert torch.equal(a[:, 0], b) and not torch.equal(a[:, 0], a[:, 1])  # one replica: labels (B,)
 
 
 def test_test_set_is_not_shuffled(mnist_root):
     dm = MNISTDataModule(mnist_root, check_md5=False, download=False)
     dm.setup()
-    labels = torch.cat([b[1][:, 0] for b in dm.val_dataloader()])
+    labels = torch.cat([b[1] for b in dm.val_dataloader()])
     assert torch.equal(labels, dm.test_y)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(dm.val_dataloader(), dm.test_dataloader()))
+
+
+def test_one_replica_batches_are_torchvision_shaped(mnist_root):
+    """x (B, 1, 28, 28) and y (B,): cross-entropy and accuracy work as with any MNIST loader."""
+    dm = MNISTDataModule(mnist_root, batch_size=64, check_md5=False, download=False, seeds=3)
+    dm.setup()
+    for loader in (dm.train_dataloader(), dm.test_dataloader()):
+        x, y = next(iter(loader))
+        assert x.shape == (64, 1, 28, 28) and y.shape == (64,)
+    logits = torch.zeros(64, 10)
+    logits[torch.arange(64), y] = 1.0
+    assert torch.nn.functional.cross_entropy(logits, y).shape == ()
+    assert (logits.argmax(1) == y).float().mean().item() == 1.0  # no (B, B) broadcast
+
+
+def test_packed_batches_have_one_label_column_per_replica(mnist_root):
+    dm = MNISTDataModule(mnist_root, batch_size=64, check_md5=False, download=False, seeds=[3, 4, 5])
+    dm.setup()
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (64, 3, 28, 28) and y.shape == (64, 3)
+    assert torch.equal(replica_labels(y, 3), y) and replica_labels(y[:, 0], 3).shape == (64, 3)
+    assert next(iter(dm.test_dataloader()))[1].shape == (64,)  # the test set is shared
+
+
+def test_data_module_documents_its_own_constructor():
+    assert "train_samples" in (MNISTDataModule.__init__.__doc__ or "")
 
 
 def test_read_only_root_with_gz_only(tmp_path):
@@ -206,3 +233,20 @@ def test_more_samples_than_exist_is_refused(mnist_root):
     dm = MNISTDataModule(mnist_root, train_samples=513, check_md5=False, download=False)
     with pytest.raises(DataError, match="data.train_samples=513, but .* holds only 512 train images"):
         dm.setup()
+
+
+def test_trainer_test_reports_the_test_error(mnist_root):
+    """``trainer.test(module, datamodule=dm)`` works as for any Lightning data module."""
+    import lightning as L
+
+    from deepdepth.models import build_model
+    from deepdepth.module import DepthClassifier
+
+    net = build_model("cnn_tanh_newinit", 3, seeds=0)
+    dm = MNISTDataModule(mnist_root, check_md5=False, download=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    (metrics,) = trainer.test(DepthClassifier(net), datamodule=dm, verbose=False)
+    with torch.no_grad():
+        expected = (net.eval()(dm.test_x).argmax(1) != dm.test_y).double().mean().item()
+    assert metrics["test_err"] == pytest.approx(expected) and 0 < expected < 1

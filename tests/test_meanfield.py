@@ -163,3 +163,35 @@ def test_chaotic_tanh_has_a_correlation_depth_and_a_gradient_growth_scale():
     got = [(round(s.q_star, 2), round(s.xi, 1), round(s.growth, 1)) for s in (stage("tanh", g) for g in (2, 3, 4))]
     assert got == [(0.62, 21.7, 10.0), (1.35, 10.9, 4.7), (2.12, 8.0, 3.2)]
     assert stage("tanh", 0.7).growth == math.inf and stage("tanh", 0.7).phase == "ordered"
+
+
+def test_predict_from_sigma_w2_equals_the_init_spec_form():
+    for activation, gain in (("tanh", 0.7), ("tanh", 1.3), ("elu", 0.9)):
+        a, b = mf.predict(activation, sigma_w2=gain ** 2), mf.predict(activation, f"fan_in:{gain}")
+        assert a.applicable and b.applicable
+        assert a.k_star_pred == b.k_star_pred and a.xi == pytest.approx(b.xi, rel=1e-9)
+        assert a.offset == pytest.approx(b.offset, rel=1e-9, abs=1e-12)
+        assert [s.phase for s in a.stages] == [s.phase for s in b.stages]
+    biased = mf.predict("tanh", sigma_w2=0.7, sigma_b2=0.05)
+    assert biased.stages[0].q_star > 0 == mf.predict("tanh", sigma_w2=0.7).stages[0].q_star  # a bias keeps q* off 0
+    assert mf.predict("elu", sigma_w2=1.0, residual=True).applicable is False
+
+
+def test_predict_needs_exactly_one_of_init_and_sigma_w2():
+    with pytest.raises(ValueError, match="either init .* or sigma_w2"):
+        mf.predict("tanh")
+    with pytest.raises(ValueError, match="either init .* or sigma_w2"):
+        mf.predict("tanh", "fan_in", sigma_w2=1.0)
+    with pytest.raises(ValueError, match="sigma_w2 must be positive.*-1"):
+        mf.predict("tanh", sigma_w2=-1)
+
+
+def test_every_public_function_has_a_docstring_with_a_working_example():
+    import doctest
+    import inspect
+
+    public = [f for name, f in inspect.getmembers(mf, inspect.isfunction)
+              if not name.startswith("_") and f.__module__ == mf.__name__]
+    assert {"stage", "predict", "fixed_point"} <= {f.__name__ for f in public}
+    assert [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")] == []
+    assert doctest.testmod(mf).failed == 0

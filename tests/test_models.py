@@ -142,3 +142,22 @@ def test_memory_and_cost_grow_with_widths():
     assert pack_memory_bytes(30, widths=(8, 16, 32)) > 1.9 * pack_memory_bytes(30)
     assert width_cost((8, 16, 32)) == pytest.approx(4.0) and width_cost(None) == 1.0
     assert cost_kind("cnn_tanh", (4, 8, 16)) == "cnn_tanh" != cost_kind("cnn_tanh", (2, 4, 8))
+
+
+def test_repr_names_the_variant_norm_skips_init_and_widths():
+    resnet, plain = repr(build_model("resnet", 6)), repr(build_model("cnn_elu_bn", 6))
+    assert resnet != plain
+    assert "variant=resnet" in resnet and "norm=batchnorm" in resnet and "residual=True (skips)" in resnet
+    assert "init=fan_in" in resnet and "widths=(4, 8, 16)" in resnet and "4 -> 4, skip=True" in resnet
+    assert "residual=False (no skips)" in plain and "skip=True" not in plain
+    nobn = repr(DepthNet(3, activation="tanh", init="fan_in:0.7", seeds=[0, 1]))
+    assert "norm=none" in nobn and "init=fan_in:0.7" in nobn and "replicas=2" in nobn
+
+
+def test_compile_key_ignores_init_and_seeds():
+    """A new init or seed is the same network to compile: its step key does not change."""
+    a = DepthNet(3, init="fan_in:0.5", seeds=[0])
+    b = DepthNet(3, init="fan_in:0.9", seeds=[7])
+    assert a.structure() == b.structure() and repr(a) != repr(b)
+    assert a.structure() != DepthNet(3, norm=True, seeds=[0]).structure()
+    assert a.structure() != DepthNet(3, init="fan_in:0.5", seeds=[0], widths=(2, 4, 8)).structure()

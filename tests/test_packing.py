@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 
 from conftest import ROOT, tiny
 from deepdepth.callbacks import Trainability
-from deepdepth.data import ShuffledBatches, load_mnist
+from deepdepth.data import ShuffledBatches, load_mnist, replica_labels
 from deepdepth.models import DepthNet, build_model
 from deepdepth.module import DepthClassifier, sgd
 from deepdepth.step import TrainStep
@@ -122,7 +122,7 @@ def train_directly(name: str, seeds: list[int], root, steps: int, lr: float = 0.
         for x, y in batches:
             logits, loss = runner(x, y, training=True)
             losses.append(loss)
-            wrong.append((logits.argmax(-1) != y).sum(0))
+            wrong.append((logits.argmax(-1) != replica_labels(y, len(seeds))).sum(0))  # y: (B,) for one seed
             if len(losses) == steps:
                 break
     return torch.stack(losses), torch.stack(wrong), module.net

@@ -26,6 +26,7 @@ def check_widths(widths) -> tuple[int, int, int]:
 
 
 def make_activation(name: str) -> nn.Module:
+    """The activation module named ``name`` (tanh, elu, relu); ValueError naming the choices."""
     try:
         return ACTIVATIONS[name]()
     except KeyError:
@@ -49,7 +50,14 @@ class ConvBlock(nn.Module):
         # SkipInit / ReZero: a learnable scalar per replica on the residual branch, starting at 0.
         self.gain = nn.Parameter(torch.zeros(replicas)) if branch_gain else None
 
+    def extra_repr(self) -> str:
+        """Channels, whether it has a skip (and branch gain), replicas: what the children do not show."""
+        return (f"{self.c_in} -> {self.c_out}, skip={self.skip}" + (", branch_gain=True" if self.gain is not None else "")
+                + (f", replicas={self.replicas}" if self.replicas > 1 else "")
+                + (f", masked replicas={sorted(self.masked)}" if self.masked else ""))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``act(norm(conv(x)))`` (times the branch gain), plus ``x`` when the block has a skip."""
         u = self.act(self.norm(self.conv(x)))
         if self.gain is not None:
             u = u * self.gain.repeat_interleave(self.c_out).view(1, -1, 1, 1)
@@ -86,6 +94,7 @@ class Stage(nn.Sequential):
                 self.register_buffer(f"mask{i}", mask.view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The blocks (each replica its active ones), then the pooling."""
         *blocks, pool = self
         for i, block in enumerate(blocks):
             if block.masked:
@@ -106,7 +115,9 @@ class ReplicaLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(replicas, out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, S, in) -> (N, S, out), replica s through its own weight and bias."""
         return torch.einsum("nsi,soi->nso", x, self.weight) + self.bias
 
     def extra_repr(self) -> str:
+        """Its sizes and replica count, as ``nn.Linear`` shows its own."""
         return f"in_features={self.in_features}, out_features={self.out_features}, replicas={self.replicas}"

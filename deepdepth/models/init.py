@@ -19,6 +19,7 @@ Sigma = Callable[[int, int], float]  # (c_in, c_out) -> weight standard deviatio
 
 
 def normal_draw(shape: torch.Size, gen: torch.Generator, sigma: float) -> torch.Tensor:
+    """A N(0, sigma^2) weight of ``shape`` from ``gen``."""
     return torch.randn(shape, generator=gen) * sigma
 
 
@@ -36,6 +37,7 @@ def delta_orthogonal(shape: torch.Size, gen: torch.Generator, sigma: float = 1.0
 
 
 def fan_in(c_in: int, c_out: int) -> float:
+    """LeCun's fan-in std for a 3x3 conv: sqrt(1 / (9 c_in)), sigma_w^2 = 1."""
     return math.sqrt(1.0 / (9 * c_in))
 
 

@@ -13,6 +13,7 @@ POOLED = 3 * 3  # 28 -> 14 -> 7 -> 3
 
 
 def check_depth(k) -> int:
+    """``k`` itself when it is a depth DepthNet can have (a positive multiple of 3), else ValueError."""
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k % 3:
         raise ValueError(f"k must be a positive multiple of 3 (three stages of k/3 convolutions), got k={k!r}")
     return k
@@ -55,6 +56,8 @@ class DepthNet(nn.Module):
             raise ValueError(bad)
         self.replicas = len(self.seeds)
         self.k = k
+        self.activation, self.norm, self.residual, self.branch_gain = activation, bool(norm), bool(residual), branch_gain
+        self.variant: str | None = None  # the conf/model name, where built from one (build_model)
         self.inits = [check_init(spec) for spec in _per_replica(init, self.replicas, "init")]
         self.depths = [check_depth(d) for d in _per_replica(k if depths is None else depths, self.replicas, "depths")]
         if max(self.depths) != k:
@@ -68,7 +71,23 @@ class DepthNet(nn.Module):
         self.classifier = ReplicaLinear(self.widths[-1] * POOLED, 10, self.replicas)
         initialise(self, self.inits, self.seeds)
 
+    def structure(self) -> str:
+        """What shapes the computation, without the variant's name, init or seeds: the key of
+        a compiled step (a new init or seed must not look like a new network to compile)."""
+        skips = ("skips with a learnable branch gain (SkipInit)" if self.branch_gain
+                 else "skips" if self.residual else "no skips")
+        return (f"k={self.k}, widths={self.widths}, activation={self.activation}, "
+                f"norm={'batchnorm' if self.norm else 'none'}, residual={self.residual} ({skips})"
+                + (f", depths={self.depths}" if len(set(self.depths)) > 1 else "")
+                + (f", replicas={self.replicas}" if self.replicas > 1 else ""))
+
+    def extra_repr(self) -> str:
+        """The variant, its settings and init, shown first by ``print(net)``."""
+        inits = self.inits[0] if len(set(self.inits)) == 1 else self.inits
+        return (f"variant={self.variant}, " if self.variant else "") + f"{self.structure()}, init={inits}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for images (N, 1 or S, 28, 28): (N, 10) for one replica, (N, S, 10) for S."""
         if x.shape[1] != self.replicas:
             x = x.expand(-1, self.replicas, -1, -1)
         h = self.features(x)
@@ -79,16 +98,21 @@ class DepthNet(nn.Module):
 def build_model(name: str, k: int, seeds: list[int] | int | None = None, depths: list[int] | None = None,
                 widths=None) -> DepthNet:
     """A named variant (``conf/model/<name>.yaml``) at depth k: ``build_model("resnet", 447, seeds=[0, 1])``;
-    ``widths=(8, 16, 32)`` doubles every stage's channels (default: the variant's)."""
+    ``widths=(8, 16, 32)`` doubles every stage's channels (default: the variant's).
+    ``print(build_model("resnet", 12))`` shows the variant, norm, skips, init and widths."""
     kwargs = variant_kwargs(name)
     if widths is not None:
         kwargs["widths"] = widths
-    return DepthNet(k, seeds=seeds, depths=depths, **kwargs)
+    net = DepthNet(k, seeds=seeds, depths=depths, **kwargs)
+    net.variant = name
+    return net
 
 
 def conv_layers(net: nn.Module) -> list[nn.Conv2d]:
+    """Every convolution of ``net``, in order (the k of a DepthNet)."""
     return [m for m in net.modules() if isinstance(m, nn.Conv2d)]
 
 
 def count_parameters(net: nn.Module) -> int:
+    """Trainable parameters of ``net`` (all replicas of a pack together)."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)

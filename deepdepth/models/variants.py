@@ -27,6 +27,7 @@ def conf_dir() -> Path:
 
 @dataclass(frozen=True)
 class Variant:
+    """One conf/model file: activation, BatchNorm, residual skips, conv init and SkipInit's branch gain."""
     activation: str
     norm: bool
     residual: bool

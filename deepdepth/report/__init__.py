@@ -7,9 +7,11 @@ folders' result.json files). Pipeline: ``load`` (Trial and Combination records) 
 ``compare`` (the original study's k*, only under its settings) -> ``theory`` (mean field per
 combination) -> ``provenance`` (which devices trained the trials) -> ``render`` (markdown, every
 table through ``markdown.table``) and ``figures`` (one registry of Figures); ``cli`` writes
-them. Only ``figures`` imports matplotlib.
+them. Only ``figures`` imports matplotlib. ``read_sweep`` gives the trials or combinations as a
+pandas DataFrame (the optional extra ``deepdepth[pandas]``).
 """
 from .cli import main, write_figures
+from .frame import read_sweep
 from .compare import Comparison, compare_reference, reference_verdict, verdict_lines
 from .load import Combination, Trial, load_frontier, load_sweep
 from .markdown import table
@@ -18,4 +20,4 @@ from .stats import Confidence, DepthPoint, Limit, confidence_table, depth_points
 
 __all__ = ["Combination", "Comparison", "Confidence", "DepthPoint", "Limit", "Trial", "compare_reference",
            "confidence_table", "depth_points", "load_frontier", "load_sweep", "main", "rank_variants",
-           "reference_verdict", "render_report", "table", "verdict_lines", "write_figures"]
+           "read_sweep", "reference_verdict", "render_report", "table", "verdict_lines", "write_figures"]

@@ -11,6 +11,7 @@ from .load import Trial
 
 @dataclass(frozen=True)
 class DeviceShare:
+    """How many of a sweep's jobs and trials one kind of device trained, and for how long."""
     device: str  # as result.json names it: "NVIDIA H200", "cpu" (``device_label``)
     jobs: int
     trials: int
