@@ -200,7 +200,7 @@ def test_damaged_trial_files_are_named_and_only_they_are_retrained(tmp_path, cap
         path = tmp_path / str(k // 3 - 1) / "result.json"
         assert any(str(path) in r.getMessage() and "trained again" in r.getMessage() for r in caplog.records)
 
-    search = GallopSearch(upper=24, seeds=1)
+    search = GallopSearch(upper=24, seeds=1, seed_scheme="shared")
     c = Combo(0, overrides, search, Composed(model="cnn_tanh", lr=0.01, norm=False, steps=1, train_steps=1))
     backend = Backend(limit=15)
     sweep = Sweep(tmp_path, [c], backend, CostModel("cpu"), Options(), found, next_num)
@@ -315,7 +315,7 @@ def test_report_traceback_with_hydra_full_error(tmp_path, monkeypatch):
 
 # ---- bad values, refused before any training ----------------------------------------------------
 @pytest.mark.parametrize("override,message", [
-    ("seed=-1", "seed must be a non-negative integer, got seed=-1"),
+    ("seed=-1", "seed must be an integer in [0, 2**32-1] (torch seeds with 32 bits), got seed=-1"),
     ("data.batch_size=0", "data.batch_size must be a positive integer, got data.batch_size=0"),
     ("optim.lr=inf", "optim.lr=inf is not a finite number"),
     ("optim.momentum=1.0", "optim.momentum must be in [0, 1)"),
