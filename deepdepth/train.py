@@ -32,7 +32,8 @@ from .callbacks import Trainability
 from .components import build_callbacks, build_loggers
 from .config import ConfigError, validate
 from .data import DataError, MNISTDataModule
-from .devices import backend_flags, claim_gpu, cudnn_benchmark, device_label, gpu_names
+from .devices import (backend_flags, claim_gpu, cudnn_benchmark, denormals_flushed, device_label, flush_denormals,
+                      gpu_names)
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .module import DepthClassifier
@@ -106,8 +107,10 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         trainer = L.Trainer(**trainer_kw, callbacks=own + build_callbacks(cfg) + list(callbacks),
                             logger=build_loggers(cfg, output_dir) or False)
         searched = cudnn_benchmark()  # as the Trainer left it (trainer.benchmark)
+        flush = flush_denormals(cfg.get("flush_denormal", "auto"), trainer.strategy.root_device, cfg.model.norm)
         try:
-            trainer.fit(module, datamodule=data)
+            with denormals_flushed(flush):
+                trainer.fit(module, datamodule=data)
         finally:
             _release(module)
     trials = [{"k": k, **t} for k, t in zip(trial_depths(cfg), verdict.verdicts)]
@@ -122,7 +125,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
         "device_name": device_label(module.trained_on),
-        "precision": precision, "cudnn_benchmark": searched,
+        "precision": precision, "cudnn_benchmark": searched, "norm": bool(cfg.model.norm), "flush_denormal": flush,
         "memory_format": "channels_last" if module.channels_last else "contiguous", "cuda_graph": module.cuda_graph,
         "compile": module.compiled,  # the CPU's whole-step torch.compile: used, reason, compile_seconds, failed
         "versions": {"deepdepth": __version__, "torch": torch.__version__, "lightning": L.__version__,
