@@ -140,6 +140,11 @@ def test_the_python_functions_behind_the_cli_survive_too(tmp_path, name):
     drawn = report.write_figures(frontier, trials, tmp_path)
     text = report.render_report(frontier, trials, figures=drawn)
     assert text.startswith("# Depth study") and "## Ranking by measured depth limit" in text
+    for stem, fig in all_figures(confidence_table(frontier, trials)):  # a depth label stands at that depth
+        for ax in fig.axes:
+            for axis in [a for a, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())) if scale == "log"]:
+                ticks = axis.get_majorticklocs()
+                assert len(ticks) and all(t == round(t) for t in ticks), (stem, ticks)
 
 
 def test_the_reported_crash_one_depth_per_gain_draws_a_phase_diagram(tmp_path, capsys):

@@ -93,7 +93,7 @@ def depth_axis(ax, depths: list[float], axis: str = "x") -> None:
     ticks = [m * 10 ** e for e in range(0, 4) for m in (1, 2, 3, 5) if lo / 1.25 <= m * 10 ** e <= hi * 1.25]
     if len(ticks) < 4:
         ticks = []
-        for k in sorted(set(depths)):
+        for k in sorted({max(1, round(x)) for x in depths}):  # whole depths, so each label is where it says
             if not ticks or k / ticks[-1] >= 1.12:
                 ticks.append(k)
     which = ax.xaxis if axis == "x" else ax.yaxis
@@ -157,7 +157,7 @@ def depth_limits(conf: list[Confidence]) -> Figure:
     ax = fig.subplots()
     st = style(conf)
     depths = [d.k for r in conf for d in r.depths] + [x.reference.failed or x.reference.k_star
-                                                       for x in comparison if x.reference]
+                                                       for x in comparison if x.reference and x.verdict != NO_SETTINGS]
     lo, hi = (min(depths) / 1.6, max(depths) * 1.6) if depths else (1, 10)
     for y, x in enumerate(comparison):
         s, lim = st(x.row), x.row.limit
@@ -182,7 +182,7 @@ def depth_limits(conf: list[Confidence]) -> Figure:
                         for x in comparison], fontsize="small")
     ax.invert_yaxis()
     ax.set_xlim(lo, hi)
-    depth_axis(ax, [lo * 1.25, hi / 1.25])
+    depth_axis(ax, depths or [lo * 1.25, hi / 1.25])  # ticks at depths that exist, labels exact
     ax.grid(axis="x", alpha=0.3)
     ax.set(xlabel="depth k (conv layers, log scale)", title="Measured depth limit vs the original study")
     fig.legend(handles=[Line2D([], [], color="gray", marker="o", lw=2.5, label="k50 and 95% interval"),
@@ -304,7 +304,7 @@ def phase_diagram(conf: list[Confidence]) -> Figure:
             ax.axvline(1.0, color="gray", ls=":", lw=1.2)
         ax.set_xlim(columns[0][0], columns[-1][1])
         ax.set_ylim(k_lo, k_hi)
-        depth_axis(ax, [k_lo * 1.25, k_hi / 1.25], axis="y")
+        depth_axis(ax, depths, axis="y")
         ax.set_xticks([p.sigma_w2 for p in points], [f"{p.sigma_w2:.3g}" for p in points])
         ax.set(xlabel="σ_w² (init gain²; 1 = critical)", title=name)
     axes[0].set_ylabel("depth k (conv layers, log scale)")
