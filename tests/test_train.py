@@ -12,7 +12,7 @@ from omegaconf import open_dict
 
 from conftest import ROOT, run_train, tiny
 from deepdepth.config import ConfigError
-from deepdepth.devices import flushing_now, flush_denormals
+from deepdepth.devices import flush_denormals, flushing_now, trains_on_cpu
 from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
@@ -364,8 +364,9 @@ def test_denormals_flushed_on_the_cpu_for_a_norm_free_network_and_recorded(mnist
 
 
 def test_flushing_is_decided_per_device_and_setting():
-    assert flush_denormals("auto", "cpu", norm=False) and not flush_denormals("auto", "cpu", norm=True)
-    assert flush_denormals(True, "cpu", norm=True) and not flush_denormals(False, "cpu", norm=False)
-    assert not flush_denormals("auto", "cuda:0", norm=False) and not flush_denormals(True, "cuda", norm=False)
+    assert flush_denormals("auto", on_cpu=True, norm=False) and not flush_denormals("auto", on_cpu=True, norm=True)
+    assert flush_denormals(True, on_cpu=True, norm=True) and not flush_denormals(False, on_cpu=True, norm=False)
+    assert not flush_denormals("auto", on_cpu=False, norm=False) and not flush_denormals(True, on_cpu=False, norm=False)
+    assert trains_on_cpu("cpu") and trains_on_cpu("auto") is not torch.cuda.is_available()
     with pytest.raises(ValueError, match="flush_denormal must be auto, true or false, got 'yes'"):
-        flush_denormals("yes", "cpu", norm=False)
+        flush_denormals("yes", on_cpu=True, norm=False)
