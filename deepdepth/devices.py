@@ -126,3 +126,52 @@ def backend_flags(precision: str):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[:2]
         torch.set_float32_matmul_precision(saved[2])
         torch.backends.cudnn.benchmark = saved[3]
+
+
+FLUSH_DENORMAL = ("auto", True, False)
+
+
+def trains_on_cpu(accelerator: str) -> bool:
+    """Whether Lightning will put a trial with this ``trainer.accelerator`` on the CPU."""
+    return accelerator == "cpu" or not torch.cuda.is_available()
+
+
+def flush_denormals(setting, on_cpu: bool, norm: bool) -> bool:
+    """Whether a trial flushes denormal floats to zero. Only the CPU pays for them (in microcode,
+    up to ~30x slower steps), and only a network without normalisation meets them: in the ordered
+    phase its signal and gradient decay below float32's normal range, so it is already far from
+    trainable and zeros cannot change its verdict. ``auto``: flush on the CPU for a norm-free
+    network; ``true``: on the CPU for any; ``false``: never."""
+    if setting not in FLUSH_DENORMAL:
+        raise ValueError(f"flush_denormal must be auto, true or false, got {setting!r}")
+    return on_cpu and (setting is True or (setting == "auto" and not norm))
+
+
+def flushing_now(all_threads: bool = True) -> bool:
+    """Whether denormals are flushed now: torch has no getter, so a denormal is multiplied and
+    must come out zero. ``set_flush_denormal`` sets the calling thread only, and torch's worker
+    threads keep the setting they started with: ``all_threads`` spreads the product over every
+    thread (each must flush); False asks the calling thread alone."""
+    size = torch.get_num_threads() * 2**18 if all_threads else 1  # large enough that every thread takes a part
+    # the denormal written as bits: a float constant would be flushed on its way in, by this thread
+    tiny = torch.full((size,), 1 << 20, dtype=torch.int32).view(torch.float32)  # 2^-129, below float32's normals
+    return bool((tiny * 1.0).count_nonzero().item() == 0)
+
+
+@contextlib.contextmanager
+def denormals_flushed(flush: bool):
+    """Denormals flushed to zero (or not) for the block; yields whether every thread flushes (a
+    worker thread started before keeps its own setting: one torch thread, or a fresh process
+    that sets it before its first parallel operation, flushes throughout). The calling thread's
+    setting is put back after it, so the next trial in the process starts from the user's."""
+    saved = flushing_now(all_threads=False)
+    torch.set_flush_denormal(flush)
+    flushed = flushing_now()
+    if flush and not flushed:
+        log.warning("flush_denormal: denormals are flushed on the main thread only (torch's %d threads "
+                    "started before this trial); run with one torch thread (OMP_NUM_THREADS=1) to flush them all",
+                    torch.get_num_threads())
+    try:
+        yield flushed
+    finally:
+        torch.set_flush_denormal(saved)

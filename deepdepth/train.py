@@ -32,7 +32,8 @@ from .callbacks import Trainability
 from .components import build_callbacks, build_loggers
 from .config import ConfigError, validate
 from .data import DataError, MNISTDataModule
-from .devices import backend_flags, claim_gpu, cudnn_benchmark, device_label, gpu_names
+from .devices import (backend_flags, claim_gpu, cudnn_benchmark, denormals_flushed, device_label, flush_denormals,
+                      gpu_names, trains_on_cpu)
 from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .models.blocks import WIDTHS
@@ -98,27 +99,12 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
     check_trial_options(cfg)
     output_dir = Path(output_dir)
     started = time.perf_counter()
-    data, module = build(cfg)
-    data.prepare_data()  # a missing or corrupt data set fails here, before any training
-    verdict = Trainability(cfg.trainability.threshold, cfg.trainability.criterion)
-    trainer_kw = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if trainer_kw["enable_progress_bar"] is None:
-        trainer_kw["enable_progress_bar"] = interactive
-    trainer_kw.setdefault("num_sanity_val_steps", 0)
-    trainer_kw.setdefault("benchmark", None)
-    trainer_kw.setdefault("default_root_dir", str(output_dir))  # checkpoints there with logger=none too
-    own = [verdict] + ([SignalDiagnostics()] if cfg.get("diagnostics", False) else [])
+    # set before the network and the data make torch start its worker threads, which keep the
+    # setting they started with
+    flush = flush_denormals(cfg.get("flush_denormal", "auto"), trains_on_cpu(cfg.trainer.accelerator), cfg.model.norm)
     precision = cfg.get("precision", "fp32")
-    with _quiet(not interactive), backend_flags(precision), \
-            _device(trainer_kw, cfg.get("gpu_jobs_per_device", 1)):
-        L.seed_everything(cfg.seed, verbose=False)
-        trainer = L.Trainer(**trainer_kw, callbacks=own + build_callbacks(cfg) + list(callbacks),
-                            logger=build_loggers(cfg, output_dir) or False)
-        searched = cudnn_benchmark()  # as the Trainer left it (trainer.benchmark)
-        try:
-            trainer.fit(module, datamodule=data)
-        finally:
-            _release(module)
+    with denormals_flushed(flush) as flushed:
+        data, module, verdict, trainer, searched = _fit(cfg, output_dir, callbacks, interactive, precision)
     trials = [{"k": k, **t} for k, t in zip(trial_depths(cfg), verdict.verdicts)]
     inits = trial_inits(cfg)  # each trial's own init (an init-packed job gives each its own)
     trials = [{**t, "init": i} for t, i in zip(trials, inits if isinstance(inits, list) else [inits] * len(trials))]
@@ -131,7 +117,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
         "device_name": device_label(module.trained_on),
-        "precision": precision, "cudnn_benchmark": searched,
+        "precision": precision, "cudnn_benchmark": searched, "norm": bool(cfg.model.norm), "flush_denormal": flushed,
         "memory_format": "channels_last" if module.channels_last else "contiguous", "cuda_graph": module.cuda_graph,
         "compile": module.compiled,  # the CPU's whole-step torch.compile: used, reason, compile_seconds, failed
         "versions": {"deepdepth": __version__, "torch": torch.__version__, "lightning": L.__version__,
@@ -140,6 +126,31 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
     if len(trials) == 1:  # a single seed: its record at the top level too
         result.update({key: trials[0][key] for key in ("seed", "train_err", "test_err", "trainable", "diverged")})
     return result
+
+
+def _fit(cfg: DictConfig, output_dir: Path, callbacks: Iterable[L.Callback], interactive: bool, precision: str):
+    """Build the data, network, verdict and trainer, and fit: the trial's training."""
+    data, module = build(cfg)
+    data.prepare_data()  # a missing or corrupt data set fails here, before any training
+    verdict = Trainability(cfg.trainability.threshold, cfg.trainability.criterion)
+    trainer_kw = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if trainer_kw["enable_progress_bar"] is None:
+        trainer_kw["enable_progress_bar"] = interactive
+    trainer_kw.setdefault("num_sanity_val_steps", 0)
+    trainer_kw.setdefault("benchmark", None)
+    trainer_kw.setdefault("default_root_dir", str(output_dir))  # checkpoints there with logger=none too
+    own = [verdict] + ([SignalDiagnostics()] if cfg.get("diagnostics", False) else [])
+    with _quiet(not interactive), backend_flags(precision), \
+            _device(trainer_kw, cfg.get("gpu_jobs_per_device", 1)):
+        L.seed_everything(cfg.seed, verbose=False)
+        trainer = L.Trainer(**trainer_kw, callbacks=own + build_callbacks(cfg) + list(callbacks),
+                            logger=build_loggers(cfg, output_dir) or False)
+        searched = cudnn_benchmark()  # as the Trainer left it (trainer.benchmark)
+        try:
+            trainer.fit(module, datamodule=data)
+        finally:
+            _release(module)
+    return data, module, verdict, trainer, searched
 
 
 def _release(module: DepthClassifier) -> None:

@@ -6,6 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .components import entries, missing_extra
 from .config import ConfigError
+from .devices import FLUSH_DENORMAL
 from .models.init import check_init
 from .module import MEMORY_FORMATS
 from .seeds import seed_error
@@ -28,6 +29,9 @@ def _checks(cfg: DictConfig):
     layout = cfg.get("memory_format", "auto")
     yield (layout in MEMORY_FORMATS, f"memory_format={layout!r} is unknown; choose auto (fast's choice: channels-last "
                                      "on the CPU, the standard layout on a GPU), channels_last or contiguous")
+    flush = cfg.get("flush_denormal", "auto")
+    yield (flush in FLUSH_DENORMAL, f"flush_denormal={flush!r} is unknown; choose auto (flush denormal floats to zero "
+                                    "on the CPU for a network without normalisation), true (on the CPU for any) or false")
     jobs = cfg.get("gpu_jobs_per_device", 1)
     yield (jobs is None or (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1),
            f"gpu_jobs_per_device must be a positive integer or null (no limit), got {jobs!r}")

@@ -1,6 +1,9 @@
-"""GPU slots: parallel sweep jobs claim distinct GPU slots and wait when all are taken."""
+"""GPU slots: parallel sweep jobs claim distinct GPU slots and wait when all are taken. Flushing
+denormals: every torch thread, or a record that says it was not."""
 import fcntl
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -97,3 +100,34 @@ def _free(lock_dir) -> bool:
 def _claim_once(lock_dir, jobs_per_device=1):
     with claim_gpu(2, lock_dir, poll=0.05, jobs_per_device=jobs_per_device) as index:
         return index
+
+
+FLUSH_IN_WORKERS = """
+import logging, torch
+from deepdepth.devices import denormals_flushed, flushing_now
+logging.basicConfig()
+torch.set_num_threads(2)
+if "{early}" == "yes":
+    torch.full((1 << 22,), 1.0) * 1.0  # torch's second thread starts here, not flushing
+with denormals_flushed(True) as flushed:
+    tiny = torch.full((1 << 22,), 1 << 20, dtype=torch.int32).view(torch.float32)  # denormal, written as bits
+    print("flushed", flushed, "whole product zero", (tiny * 1.0).count_nonzero().item() == 0)
+print("after", flushing_now(all_threads=False))
+"""
+
+
+def test_denormals_are_flushed_in_every_thread_or_the_record_says_not():
+    """set_flush_denormal sets the calling thread; torch's worker threads keep the setting they
+    started with. Set first, every thread flushes; a worker started before is found out, named in a
+    warning and recorded as not flushed. The caller's setting is put back after."""
+    def run(early):
+        env = {**os.environ, "OMP_NUM_THREADS": "2"}
+        proc = subprocess.run([sys.executable, "-c", FLUSH_IN_WORKERS.format(early=early)], env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        return proc.stdout, proc.stderr
+
+    out, err = run("no")
+    assert "flushed True whole product zero True" in out and "after False" in out and not err
+    out, err = run("yes")
+    assert "flushed False whole product zero False" in out and "after False" in out
+    assert "flushed on the main thread only (torch's 2 threads started before this trial)" in err

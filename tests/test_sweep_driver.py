@@ -1,6 +1,8 @@
 """The sweep loop without Hydra: a fake backend trains instantly from an oracle, a fake clock
 charges each job, so sharing, retries, the time budget and the plan are tested in milliseconds."""
+from dataclasses import replace
 from pathlib import Path
+
 import pytest
 
 from deepdepth.search import DepthSearch, GallopSearch
@@ -9,7 +11,7 @@ from deepdepth.sweep.budget import split
 from deepdepth.sweep.plan import plan_chunks
 from deepdepth.sweep.setup import chunks_summary
 from deepdepth.sweep.trials import Job, Trial
-from deepdepth.sweep.cost import duration, steps_per_trial
+from deepdepth.sweep.cost import denormal_slowed, duration, steps_per_trial
 from deepdepth.sweep.records import Finished, flat, written_history_rows
 
 
@@ -568,3 +570,40 @@ def test_a_plan_assumes_each_combinations_own_limit_from_plan_limits_or_its_fini
              for k, vs in verdicts.items() for s, v in enumerate(vs)}
     limits, notes = assumed_limits(combos, None, found)
     assert limits == {0: 15, 1: 12} and "its 9 finished trials" in notes[0]
+
+
+def test_the_cost_model_does_not_learn_from_cpu_jobs_slowed_by_denormals():
+    """A norm-free network trained on the CPU without flushing denormals (every job recorded before
+    flush_denormal) ran at microcode speed: neither a finished job nor a new one calibrates."""
+    def run(found=None, **recorded):
+        c = combo(0, ["model=cnn_tanh"], norm=False)
+        backend = FakeBackend({0: 6}, seconds=1000.0)
+        launch = backend.launch
+        backend.launch = lambda jobs, start: [replace(o, result={**o.result, **recorded}) if o.result else o
+                                              for o in launch(jobs, start)]
+        sweep = Sweep(None, [c], backend, CostModel("cpu"), Options(write=False), found=found or {},
+                      clock=lambda: backend.now)
+        sweep.run()
+        return sweep.cost
+
+    assert run()._measured == [] and run().scale == 1.0  # unflushed: not learnt
+    assert run(flush_denormal=False, norm=False)._measured == []
+    assert len(run(flush_denormal=True)._measured) > 0 and run(flush_denormal=True).scale > 1
+    assert len(run(norm=True)._measured) > 0  # a network with BatchNorm never meets them
+    c = combo(0, ["model=cnn_tanh"], norm=False)
+    old = {(c.key, 3, s): Finished({"k": 3, "seed": s, "trainable": True},
+                                   {"k": 3, "trials": [], "seconds": 500.0, "device": "cpu"}, "/jobs/0", 0)
+           for s in (0, 1)}
+    resumed = Sweep(None, [c], FakeBackend({0: 6}), CostModel("cpu"), Options(write=False), found=old)
+    assert resumed.cost._measured == []
+    flushed = {key: replace(f, result={**f.result, "flush_denormal": True}) for key, f in old.items()}
+    assert len(Sweep(None, [c], FakeBackend({0: 6}), CostModel("cpu"), Options(write=False),
+                     found=flushed).cost._measured) == 1
+
+
+def test_denormal_slowed_is_only_unflushed_norm_free_cpu_jobs():
+    assert denormal_slowed({"device": "cpu"}, norm=False)
+    assert not denormal_slowed({"device": "cpu", "flush_denormal": True}, norm=False)
+    assert not denormal_slowed({"device": "cpu", "norm": True}, norm=False)
+    assert not denormal_slowed({"device": "cpu"}, norm=True)
+    assert not denormal_slowed({"device": "cuda:0", "device_name": "NVIDIA H200"}, norm=False)

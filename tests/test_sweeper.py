@@ -204,10 +204,11 @@ def test_resume_keys_normalise_numbers_only():
 
 def test_resume_keys_ignore_where_and_how_a_job_runs():
     """Trials trained with two jobs per GPU, on another device, with another logger, with cuDNN's
-    algorithm search or in another memory layout are found again; another data root may hold other data."""
+    algorithm search, in another memory layout or flushing denormals otherwise are found again; another data root may hold other data."""
     plain = trial_key(["model=resnet", "+experiment=depth_study"])
     assert trial_key(["model=resnet", "+experiment=depth_study", "gpu_jobs_per_device=2", "trainer.accelerator=cpu",
-                      "logger=csv", "+trainer.benchmark=true", "memory_format=channels_last", "seed=3"]) == plain
+                      "logger=csv", "+trainer.benchmark=true", "memory_format=channels_last", "seed=3",
+                      "flush_denormal=false"]) == plain
     assert trial_key(["model=resnet", "+experiment=depth_study", "optim.lr=0.05"]) != plain
     assert trial_key(["model=resnet", "+experiment=depth_study", "data.root=/x"]) != plain
 

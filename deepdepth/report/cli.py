@@ -13,14 +13,16 @@ from .render import render_report
 from .stats import confidence_table
 
 
-def write_figures(frontier, trials, out: Path) -> list[Path]:
-    """Every registered figure as a PNG in ``out``."""
-    from .figures import all_figures
+def write_figures(frontier, trials, out: Path) -> list:
+    """Every registered figure that has something to show as a PNG in ``out`` (its Path), and a
+    ``NotDrawn`` for each that has not (the report says why)."""
+    from .figures import all_figures, not_drawn
+    conf = confidence_table(frontier, trials)
     paths = []
-    for stem, fig in all_figures(confidence_table(frontier, trials)):
+    for stem, fig in all_figures(conf):
         paths.append(out / f"{stem}.png")
         fig.savefig(paths[-1], dpi=110)
-    return paths
+    return paths + not_drawn(conf)
 
 
 def main(argv=None, prog: str = "python -m deepdepth.report") -> None:
@@ -49,13 +51,13 @@ def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     out = args.out or args.sweep_dir
     with _writing(out, args.out is None):
         out.mkdir(parents=True, exist_ok=True)
-        figures = [] if args.no_plots else write_figures(frontier, trials, out)
+        figures = None if args.no_plots else write_figures(frontier, trials, out)
         text = render_report(frontier, trials, title=f"Depth study: {args.sweep_dir.resolve().name}",
                              sweeper=sweeper_settings(args.sweep_dir), figures=figures,
                              mean_field=not args.no_mean_field)
         print(text, end="")
         (out / "report.md").write_text(text)
-    for path in [out / "report.md", *figures]:
+    for path in [out / "report.md", *(p for p in figures or [] if isinstance(p, Path))]:
         print(f"wrote {path}", file=sys.stderr)
 
 

@@ -19,12 +19,14 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 
 from .compare import NO_SETTINGS, compare_reference
 from .phase import gain_sweep, theory_curves
+from .render import NotDrawn
 from .stats import Confidence
 
 Draw = Callable[[list[Confidence]], Figure]
 FIGURES: dict[str, Draw] = {}  # drawn for every sweep
 CONDITIONAL: dict[str, tuple[Callable[[list[Confidence]], bool], Draw]] = {}  # drawn where applies(rows)
 TRAIN_ERR = "final train error (running mean over the last epoch)"
+NO_VERDICT = "no trial has a verdict"
 
 
 def registered(stem: str, applies: Callable[[list[Confidence]], bool] | None = None):
@@ -39,15 +41,30 @@ def registered(stem: str, applies: Callable[[list[Confidence]], bool] | None = N
 
 def all_figures(conf: list[Confidence]) -> Iterator[tuple[str, Figure]]:
     """(file stem, Figure): the registered overviews (a conditional one where it applies), then
-    one error-vs-depth figure per combination."""
+    one error-vs-depth figure per combination; only those with something to show (``not_drawn``:
+    the others)."""
     shown = [r for r in conf if r.depths]
-    for stem, draw in FIGURES.items():
-        yield stem, draw(shown)
+    if shown:
+        for stem, draw in FIGURES.items():
+            yield stem, draw(shown)
     for stem, (applies, draw) in CONDITIONAL.items():
         if applies(shown):
             yield stem, draw(shown)
     for r in shown:
-        yield "error_vs_depth_" + slug(r.combination.file_label), combination_errors(r)
+        yield combination_stem(r), combination_errors(r)
+
+
+def not_drawn(conf: list[Confidence]) -> list[NotDrawn]:
+    """The figures that apply to the sweep but have nothing to show, each with why."""
+    shown = [r for r in conf if r.depths]
+    out = [] if shown else [NotDrawn(stem, NO_VERDICT) for stem in FIGURES]
+    out += [NotDrawn(stem, "fewer than two init gains have a trial with a verdict")
+            for stem, (applies, _) in CONDITIONAL.items() if applies(conf) and not applies(shown)]
+    return out + [NotDrawn(combination_stem(r), NO_VERDICT) for r in conf if not r.depths]
+
+
+def combination_stem(r: Confidence) -> str:
+    return "error_vs_depth_" + slug(r.combination.file_label)
 
 
 def slug(s: str) -> str:
@@ -76,7 +93,7 @@ def depth_axis(ax, depths: list[float], axis: str = "x") -> None:
     ticks = [m * 10 ** e for e in range(0, 4) for m in (1, 2, 3, 5) if lo / 1.25 <= m * 10 ** e <= hi * 1.25]
     if len(ticks) < 4:
         ticks = []
-        for k in sorted(set(depths)):
+        for k in sorted({max(1, round(x)) for x in depths}):  # whole depths, so each label is where it says
             if not ticks or k / ticks[-1] >= 1.12:
                 ticks.append(k)
     which = ax.xaxis if axis == "x" else ax.yaxis
@@ -140,7 +157,7 @@ def depth_limits(conf: list[Confidence]) -> Figure:
     ax = fig.subplots()
     st = style(conf)
     depths = [d.k for r in conf for d in r.depths] + [x.reference.failed or x.reference.k_star
-                                                       for x in comparison if x.reference]
+                                                       for x in comparison if x.reference and x.verdict != NO_SETTINGS]
     lo, hi = (min(depths) / 1.6, max(depths) * 1.6) if depths else (1, 10)
     for y, x in enumerate(comparison):
         s, lim = st(x.row), x.row.limit
@@ -165,7 +182,7 @@ def depth_limits(conf: list[Confidence]) -> Figure:
                         for x in comparison], fontsize="small")
     ax.invert_yaxis()
     ax.set_xlim(lo, hi)
-    depth_axis(ax, [lo * 1.25, hi / 1.25])
+    depth_axis(ax, depths or [lo * 1.25, hi / 1.25])  # ticks at depths that exist, labels exact
     ax.grid(axis="x", alpha=0.3)
     ax.set(xlabel="depth k (conv layers, log scale)", title="Measured depth limit vs the original study")
     fig.legend(handles=[Line2D([], [], color="gray", marker="o", lw=2.5, label="k50 and 95% interval"),
@@ -225,11 +242,12 @@ def _edges(xs: list[float], log: bool = False) -> list[tuple[float, float]]:
     """Cells around sorted points, meeting halfway (geometrically when ``log``); the outer cells as wide
     as their inner neighbours' half (a lone point: 12% either side)."""
     t = [math.log(x) if log else x for x in xs]
-    half = [(b - a) / 2 for a, b in zip(t, t[1:])] or [abs(t[0]) * 0.12 or 0.12]
+    half = [(b - a) / 2 for a, b in zip(t, t[1:])]
+    outer = (half[0], half[-1]) if half else (abs(t[0]) * 0.12 or 0.12,) * 2
     if log:
-        half = [min(h, math.log(1.25)) for h in half]
-    lows = [t[0] - half[0]] + [a + h for a, h in zip(t, half)]
-    highs = [a + h for a, h in zip(t, half)] + [t[-1] + half[-1]]
+        half, outer = [min(h, math.log(1.25)) for h in half], tuple(min(h, math.log(1.25)) for h in outer)
+    inner = [a + h for a, h in zip(t, half)]
+    lows, highs = [t[0] - outer[0]] + inner, inner + [t[-1] + outer[1]]
     back = math.exp if log else (lambda x: x)
     return [(back(a), back(b)) for a, b in zip(lows, highs)]
 
@@ -286,7 +304,7 @@ def phase_diagram(conf: list[Confidence]) -> Figure:
             ax.axvline(1.0, color="gray", ls=":", lw=1.2)
         ax.set_xlim(columns[0][0], columns[-1][1])
         ax.set_ylim(k_lo, k_hi)
-        depth_axis(ax, [k_lo * 1.25, k_hi / 1.25], axis="y")
+        depth_axis(ax, depths, axis="y")
         ax.set_xticks([p.sigma_w2 for p in points], [f"{p.sigma_w2:.3g}" for p in points])
         ax.set(xlabel="σ_w² (init gain²; 1 = critical)", title=name)
     axes[0].set_ylabel("depth k (conv layers, log scale)")

@@ -3,6 +3,7 @@ the original study, the ranking with mean-field theory beside it. Every table th
 ``markdown.table``; every setting that varies between combinations is a column."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,22 @@ from .provenance import devices_line
 from .settings import show, varying
 from .stats import Confidence, DepthPoint, Ranked, confidence_table, rank_variants
 from .theory import mean_field_rows, prediction_cells
+
+
+@dataclass(frozen=True)
+class NotDrawn:
+    """A figure that applies to the sweep but has nothing to show: the report says so instead."""
+    stem: str
+    reason: str
+
+    def line(self) -> str:
+        return f"- {self.stem}: not drawn, {self.reason}"
+
+
+def figure_lines(figures: list, stem: Optional[str] = None) -> list[str]:
+    """Markdown for written figures (their paths) and for those not drawn; ``stem``: that one only."""
+    return [f.line() if isinstance(f, NotDrawn) else f"![{Path(f).stem}]({Path(f).name})" for f in figures
+            if stem is None or (f.stem if isinstance(f, NotDrawn) else Path(f).stem) == stem]
 
 
 def columns(conf: list[Confidence]) -> list[str]:
@@ -126,7 +143,7 @@ def phase_section(conf: list[Confidence], figures: list, variants: Optional[dict
     families = gain_sweep(conf, variants)
     if not families:
         return []
-    drawn = [f"![phase_diagram]({Path(p).name})" for p in figures if Path(p).stem == "phase_diagram"]
+    drawn = figure_lines(figures, "phase_diagram")
     return ["", "## Phase diagram", "",
             "The sweep varies the init gain g (model.init=rule:g), so sigma_w^2 = g^2 for the fan-in rules, "
             "sigma_b = 0 (zero conv biases). Mean field (Schoenholz et al. 2017): below sigma_w^2 = 1 "
@@ -205,6 +222,6 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
         from ..meanfield import mean_field_markdown
         parts += ["", "## Mean-field prediction", "", mean_field_markdown(list(mf.values())).rstrip()]
         parts += phase_section(conf, figures or [], variants)
-    if figures:
-        parts += ["", "## Figures", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in figures]
+    if figures is not None:  # None: figures not asked for
+        parts += ["", "## Figures", ""] + (figure_lines(figures) or ["No figure applies to this sweep."])
     return "\n".join(parts) + "\n"

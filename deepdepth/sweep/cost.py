@@ -63,6 +63,16 @@ def device_name(name: str) -> str:
     return "h200" if "h200" in low else "h100" if "h100" in low else "cpu" if "cpu" in low or not low else "h200"
 
 
+def denormal_slowed(result: dict, norm: bool) -> bool:
+    """A job that trained a network without normalisation on the CPU without flushing denormal
+    floats (every job before ``flush_denormal`` existed): an ordered-phase network's signal decays
+    into them, which some CPUs handle in microcode (28x slower steps measured), so its time says
+    nothing of the cost model's and is not learnt from. ``norm``: the combination's, where the
+    result does not record its own."""
+    on_cpu = device_name(str(result.get("device_name") or result.get("device") or "")) == "cpu"
+    return on_cpu and not result.get("norm", norm) and not result.get("flush_denormal", False)
+
+
 @dataclass
 class CostModel:
     device: str = "h200"

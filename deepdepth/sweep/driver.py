@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 from .budget import TimeBudget
-from .cost import CostModel, cost_kind, device_name, duration
+from .cost import CostModel, cost_kind, denormal_slowed, device_name, duration
 from .records import Finished, frontier_row, write_outputs, written_history_rows
 from .trials import INIT, Job, Outcome, Trial, combo_params, init_free, mixed_packs, override_key, seed_packs, trial_key
 
@@ -113,13 +113,16 @@ class Sweep:
 
     def _calibrate_from_found(self) -> None:
         """The cost model rescaled by the finished jobs a resumed sweep finds (each job once, and
-        only those run on this kind of device), so its first launch is judged by measured speed."""
+        only those run on this kind of device and not slowed by denormals), so its first launch is
+        judged by measured speed."""
         steps = {c.key: c.info.steps for c in self.combos}
+        norms = {c.key: c.info.norm for c in self.combos}
         seen = set()
         for (key, _, _), hit in self.found.items():
             r = hit.result
             where = device_name(str(r.get("device_name") or r.get("device") or ""))
-            if str(hit.job_dir) in seen or key not in steps or not r.get("seconds") or where != self.cost.device:
+            if str(hit.job_dir) in seen or key not in steps or not r.get("seconds") or where != self.cost.device \
+                    or denormal_slowed(r, norms[key]):
                 continue
             seen.add(str(hit.job_dir))
             self.cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), steps[key], float(r["seconds"]),
@@ -317,7 +320,7 @@ class Sweep:
         result = out.result
         self.jobs_done += 1
         self.work_done += sum(k * self.combos[ci].info.train_steps for ci, k, _ in job.replicas)
-        if result.get("seconds"):
+        if result.get("seconds") and not denormal_slowed(result, self.combos[job.combo].info.norm):
             self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]),
                                 self.combos[job.combo].info.kind)
         records = result.get("trials", [])
