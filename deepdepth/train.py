@@ -232,7 +232,7 @@ def _trial(cfg: DictConfig, hydra_cfg, interactive: bool) -> dict:
             raise
         # a logger's or a checkpoint's file (their errors name none): the trial's folder
         _cannot_write(WriteError(exc.errno, exc.strerror, f"{out} (a log or checkpoint in it)"), interactive)
-    gone = sweep_gone()
+    gone = None if interactive else sweep_gone()
     if gone:  # its sweep ended while it trained: a rerun trains it again, so no record of it
         stop_orphan(gone)
     path = out / "result.json"
