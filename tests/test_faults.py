@@ -1,7 +1,8 @@
 """Fault injection: what a study survives (README "Reliability"). Kill -9 and Ctrl-C of a sweep
-and its resume, two sweeps on one directory, damaged trial files, a full disk, a read-only
-sweep directory for the report, and bad values refused before any training. CPU, tiny IDX
-data; a few short subprocess sweeps, the rest injected at the unit level."""
+and its resume, a killed sweep's joblib workers, two sweeps on one directory, damaged trial files,
+a full disk, a read-only or missing sweep directory for the report, and bad values (a plain grid,
+an override Hydra cannot parse) refused before any training. CPU, tiny IDX data; a few short
+subprocess sweeps, the rest injected at the unit level."""
 import errno
 import json
 import logging
