@@ -2,9 +2,24 @@
 resume after kill -9, sees the old file or the whole new one, never half of one."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # no retry helps: a sweep stops at the first
+
+
+class WriteError(OSError):
+    """A write that failed, naming its file: ``cannot write PATH: REASON`` (``filename``: PATH)."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+def no_room(exc) -> bool:
+    """Is ``exc`` a full disk, an exhausted quota or a read-only file system?"""
+    return isinstance(exc, OSError) and exc.errno in NO_ROOM
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -23,4 +38,4 @@ def atomic_write(path: Path, text: str) -> None:
     except OSError as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise OSError(f"cannot write {path}: {e.strerror or e}") from e
+        raise WriteError(e.errno, e.strerror or str(e), str(path)) from e

@@ -3,7 +3,7 @@
 ``train(cfg, output_dir, callbacks=..., interactive=...)`` builds the data, network, module,
 callbacks and trainer from a composed config (loggers and added callbacks from the ``logger``
 and ``callbacks`` groups, deepdepth.components), fits, and returns the trial's result; ``main``
-validates, logs the result in one line, writes ``result.json`` in the run directory (atomically)
+validates, writes ``result.json`` in the run directory (atomically), logs the result in one line
 and returns the same dict, the value a sweeper reads.
 """
 from __future__ import annotations
@@ -38,7 +38,9 @@ from .diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .models.blocks import WIDTHS
 from .module import DepthClassifier
-from .files import atomic_write
+from .command_line import check_command_line
+from .files import WriteError, atomic_write, no_room
+from .sweep.claims import claim, stop_orphan, sweep_gone, watch
 from .trial_options import check_trial_options
 
 log = logging.getLogger("deepdepth")
@@ -208,8 +210,10 @@ def summary_line(cfg: DictConfig, result: dict) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")  # the checkout's or the wheel's
-def main(cfg: DictConfig) -> dict:
-    """``python -m deepdepth.train``: one trial, its one-line result and result.json in the run folder."""
+def run(cfg: DictConfig) -> dict:
+    """Hydra's task: one trial, its result logged in one line and written as result.json. A job
+    of a sweep claims its folder and stops, without a result, once its sweep is gone."""
+    logging.raiseExceptions = False  # a log file on a full disk: no stack dump per line (the result's write says it)
     hydra_cfg = HydraConfig.get()
     interactive = hydra_cfg.mode != RunMode.MULTIRUN
     try:
@@ -220,23 +224,55 @@ def main(cfg: DictConfig) -> dict:
             raise
         print(f"deepdepth: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if interactive:
+        return _trial(cfg, hydra_cfg, interactive)
+    with claim(hydra_cfg.runtime.output_dir):
+        watch()
+        return _trial(cfg, hydra_cfg, interactive)
+
+
+def _trial(cfg: DictConfig, hydra_cfg, interactive: bool) -> dict:
+    out = Path(hydra_cfg.runtime.output_dir)
     try:
-        result = train(cfg, hydra_cfg.runtime.output_dir, interactive=interactive)
+        result = train(cfg, out, interactive=interactive)
     except DataError as exc:  # missing or corrupt data: a message, as for a config error
         if not interactive or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"deepdepth: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    path = Path(hydra_cfg.runtime.output_dir) / "result.json"
-    log.info("%s -> %s", summary_line(cfg, result), path)
+    except OSError as exc:
+        if not no_room(exc) or exc.filename:
+            raise
+        # a logger's or a checkpoint's file (their errors name none): the trial's folder
+        _cannot_write(WriteError(exc.errno, exc.strerror, f"{out} (a log or checkpoint in it)"), interactive)
+    gone = None if interactive else sweep_gone()
+    if gone:  # its sweep ended while it trained: a rerun trains it again, so no record of it
+        stop_orphan(gone)
+    path = out / "result.json"
     try:
         atomic_write(path, json.dumps(result, indent=2) + "\n")
     except OSError as exc:
-        if not interactive:
-            raise
-        print(f"deepdepth: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        log.info("%s (not saved)", summary_line(cfg, result))
+        _cannot_write(exc, interactive)
+    log.info("%s -> %s", summary_line(cfg, result), path)  # only once the file is there
     return result
+
+
+def _cannot_write(exc: OSError, interactive: bool) -> None:
+    """A sweep's job raises (its sweep stops, naming the file); a single run says so in one line."""
+    if not interactive or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise exc
+    print(f"deepdepth: error: {exc}; free space (or fix the folder's permissions) and run the trial again",
+          file=sys.stderr)
+    sys.exit(2)
+
+
+def main() -> None:
+    """``python -m deepdepth.train`` (``deepdepth-train``): an override Hydra cannot parse is one
+    line with the way to quote it; then Hydra runs the trial, or the sweep."""
+    logging.raiseExceptions = False
+    check_command_line(sys.argv[1:])
+    run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Fault injection: what a study survives (README "Reliability"). Kill -9 and Ctrl-C of a sweep
-and its resume, two sweeps on one directory, damaged trial files, a full disk, a read-only
-sweep directory for the report, and bad values refused before any training. CPU, tiny IDX
-data; a few short subprocess sweeps, the rest injected at the unit level."""
+and its resume, a killed sweep's joblib workers, two sweeps on one directory, damaged trial files,
+a full disk, a read-only or missing sweep directory for the report, and bad values (a plain grid,
+an override Hydra cannot parse) refused before any training. CPU, tiny IDX data; a few short
+subprocess sweeps, the rest injected at the unit level."""
 import errno
 import json
 import logging
@@ -18,11 +19,12 @@ import pytest
 import yaml
 from report_helpers import frontier_row, history_row, write_sweep
 
-from conftest import tiny
+from conftest import run_train, tiny
 from deepdepth import compose_config, report
 from deepdepth.config import ConfigError, validate
 from deepdepth.search import GallopSearch
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, SweepError, scan
+from deepdepth.sweep import claims
 from deepdepth.sweep.lock import LOCK_NAME, sweep_lock
 from deepdepth.files import atomic_write
 from deepdepth.sweep.setup import check_options
@@ -320,6 +322,8 @@ def test_report_traceback_with_hydra_full_error(tmp_path, monkeypatch):
     ("optim.lr=inf", "optim.lr=inf is not a finite number"),
     ("optim.momentum=1.0", "optim.momentum must be in [0, 1)"),
     ("data.train_samples=1000000000", "data.train_samples=1000000000, but the data under"),
+    ("model.init=fan_in:-1", "model.init: bad init 'fan_in:-1': the gain after ':' must be a finite number > 0"),
+    ("model.init=fan_in:0", "model.init: bad init 'fan_in:0': the gain after ':' must be a finite number > 0"),
 ])
 def test_bad_values_are_refused_in_one_line(mnist_root, override, message):
     with pytest.raises(ConfigError) as exc:
@@ -335,13 +339,23 @@ def test_a_pack_too_big_for_the_device_is_refused_with_its_estimate(mnist_root, 
     validate(compose_config(f"data.root={mnist_root}", "k=3"))  # a small one fits
 
 
+SWEEPER_OPTIONS = {"upper": 24, "retries": 1, "seeds": 1, "parallel": 1, "max_replicas": 16, "time_budget": None,
+                   "refine": {"width": None}}
+
+
 @pytest.mark.parametrize("option,value", [("retries", -1), ("seeds", 0), ("parallel", 0), ("time_budget", 0),
-                                          ("time_budget", float("inf"))])
+                                          ("time_budget", float("inf")), ("max_replicas", 0)])
 def test_bad_sweeper_options_are_refused(option, value):
-    opts = {"retries": 1, "seeds": 1, "parallel": 1, "time_budget": None, "refine": {"width": None}}
-    check_options(opts)
+    check_options(SWEEPER_OPTIONS)
     with pytest.raises(SweepError, match=rf"hydra.sweeper.{option} must be .*, got {value!r}"):
-        check_options({**opts, option: value})
+        check_options({**SWEEPER_OPTIONS, option: value})
+
+
+def test_a_sweep_without_its_bound_is_refused_by_name():
+    with pytest.raises(SweepError, match=r"hydra.sweeper.upper \(the deepest depth searched.*\) is not set; add e.g. "
+                                         r"hydra.sweeper.upper=90") as exc:
+        check_options({**SWEEPER_OPTIONS, "upper": None})
+    assert "\n" not in str(exc.value)
 
 
 def test_a_bad_value_on_the_command_line_is_one_line_exit_2(tmp_path, mnist_root):
@@ -361,3 +375,188 @@ def test_a_bad_sweeper_option_stops_the_sweep_before_training(tmp_path, mnist_ro
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "hydra.sweeper.retries must be an integer >= 0, got -1" in out
     assert "Traceback" not in out and not results(d)
+
+
+# ---- a sweep's jobs end with it; a resume waits for the last run's -----------------------------
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def as_launched_by(monkeypatch, pid: int, lock: Path | None = None) -> None:
+    monkeypatch.setenv(claims.SWEEP_PID, str(pid))
+    monkeypatch.setenv(claims.SWEEP_HOST, socket.gethostname())
+    if lock is None:
+        monkeypatch.delenv(claims.SWEEP_LOCK, raising=False)
+    else:
+        monkeypatch.setenv(claims.SWEEP_LOCK, str(lock))
+
+
+def test_a_job_knows_when_its_sweep_is_gone(tmp_path, monkeypatch):
+    monkeypatch.delenv(claims.SWEEP_PID, raising=False)
+    assert claims.sweep_gone() is None  # not launched by a sweep
+    as_launched_by(monkeypatch, os.getpid())
+    assert claims.sweep_gone() is None  # an in-process job: the sweep is this process
+    pid = dead_pid()
+    as_launched_by(monkeypatch, pid)
+    assert claims.sweep_gone() == f"the sweep that launched it (pid {pid} on {socket.gethostname()}) is gone"
+    parent = os.getppid()  # alive: then its lock decides
+    lock = tmp_path / LOCK_NAME
+    lock.write_text(claims.holder(parent) + "\n")
+    as_launched_by(monkeypatch, parent, lock)
+    assert claims.sweep_gone() is None
+    lock.write_text("pid 1 on elsewhere\n")  # a rerun took the directory over
+    assert claims.sweep_gone() == f"another sweep (pid 1 on elsewhere) holds {tmp_path} now"
+
+
+def test_the_watchdog_reports_a_gone_sweep(monkeypatch):
+    as_launched_by(monkeypatch, dead_pid())
+    gone = threading.Event()
+    claims._watching.clear()
+    claims.watch(interval=0.01, on_gone=lambda reason: gone.set())
+    assert gone.wait(10)
+
+
+HOLD_CLAIM = """import fcntl, sys, time
+f = open(sys.argv[1], "a+"); fcntl.flock(f, fcntl.LOCK_EX); f.write("pid 4242 on somewhere\\n"); f.flush()
+print("held", flush=True); time.sleep(float(sys.argv[2])); open(sys.argv[1] + ".done", "w").close()"""
+
+
+def hold_claim(job: Path, seconds: float) -> subprocess.Popen:
+    job.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_CLAIM, str(job / claims.CLAIM_NAME), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_resume_waits_for_the_last_runs_trials_to_stop(tmp_path):
+    with claims.claim(tmp_path / "0"):  # this process's own claim is released on exit: not waited for
+        pass
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / claims.CLAIM_NAME).write_text("pid 999999 on here\n")  # a killed job's: not held
+    said = []
+    holder = hold_claim(tmp_path / "2", 0.5)  # an orphan that stops by itself
+    claims.wait_for_claims(tmp_path, timeout=30, poll=0.02, say=lambda *a: said.append(a[0] % a[1:]))
+    assert (tmp_path / "2" / f"{claims.CLAIM_NAME}.done").exists()  # returned only once it was done
+    assert said == [f"bisect: waiting for 1 trials of the last run to stop (pid 4242 on somewhere in {tmp_path / '2'})"]
+    holder = hold_claim(tmp_path / "3", 60)  # one that does not stop: named, and nothing trains beside it
+    try:
+        with pytest.raises(SweepError, match=rf"a trial of the last run \(pid 4242 on somewhere\) still trains in "
+                                             rf"{tmp_path / '3'}; end it .* rerun the same command to resume"):
+            claims.wait_for_claims(tmp_path, timeout=0.2, poll=0.02)
+    finally:
+        holder.kill()
+        holder.wait()
+    claims.wait_for_claims(tmp_path, timeout=5, poll=0.02)
+
+
+def test_a_killed_sweeps_joblib_workers_stop_without_a_result_and_the_resume_trains_each_trial_once(
+        tmp_path, mnist_root):
+    d = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "deepdepth.train", "-m", "hydra/sweeper=bisect", "hydra/launcher=joblib",
+           "hydra.launcher.n_jobs=2", "model=resnet_nobn", "trainability.threshold=0.95", "hydra.sweeper.upper=3",
+           "hydra.sweeper.pack=false", "hydra.sweeper.seeds=2", *tiny(mnist_root), f"hydra.sweep.dir={d}"]
+    proc = start(cmd, tmp_path)
+    held = lambda: [p for p in d.glob(f"*/{claims.CLAIM_NAME}") if p.exists() and p.read_text().strip()]  # noqa: E731
+    wait_for(held, proc, "a worker claimed its job")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    workers = {p.parent: int(p.read_text().split()[1]) for p in held()}
+    assert workers and all(pid != proc.pid for pid in workers.values())  # jobs in joblib's processes
+    deadline = time.monotonic() + 60
+    while any(claims.alive(pid) for pid in workers.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(claims.alive(pid) for pid in workers.values())  # the orphans stopped
+    assert not any((job / "result.json").exists() for job in workers)  # without a result
+    code, out = finish(start(cmd, tmp_path))
+    assert code == 0 and "Traceback" not in out, out[-3000:]
+    assert len(trained(d)) == len(set(trained(d))) == 2  # two seeds at k=3: each trained once
+    assert_frontier_matches_the_job_folders(d)
+
+
+# ---- a full disk, end to end: one line naming the file ------------------------------------------
+FULL_DISK = """import errno, logging, os, sys
+import deepdepth.train as t
+real = t.atomic_write
+def full(path, text):
+    if path.name != "result.json":
+        return real(path, text)
+    raise t.WriteError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+def log_file_full(self):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+t.atomic_write, logging.FileHandler.flush = full, log_file_full
+sys.argv[0] = "deepdepth-train"
+t.main()
+"""
+
+
+def run_on_a_full_disk(tmp_path, *overrides) -> subprocess.CompletedProcess:
+    """deepdepth.train where result.json and the log files cannot be written (no space left)."""
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK)
+    return subprocess.run([sys.executable, str(script), *overrides], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def test_a_full_disk_in_a_single_trial_is_one_line_and_claims_no_file(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    proc = run_on_a_full_disk(tmp_path, *tiny(mnist_root), f"hydra.run.dir={run}")
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]  # Lightning's banners aside
+    assert proc.returncode == 2 and errors == [
+        f"deepdepth: error: cannot write {run / 'result.json'}: No space left on device; free space (or fix the "
+        "folder's permissions) and run the trial again"]
+    assert "Traceback" not in proc.stderr and "(not saved)" in proc.stdout and "->" not in proc.stdout and not (run / "result.json").exists()
+
+
+def test_a_full_disk_stops_a_sweep_in_one_line_naming_the_file(tmp_path, mnist_root):
+    d = tmp_path / "sweep"
+    proc = run_on_a_full_disk(tmp_path, "-m", "hydra/sweeper=bisect", "model=resnet_nobn", "hydra.sweeper.upper=3",
+                              *tiny(mnist_root), f"hydra.sweep.dir={d}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Logging error" not in out and "Traceback" not in out
+    assert f"bisect sweeper: cannot write {d / '0' / 'result.json'}: No space left on device; free space (or fix " \
+           "permissions) and rerun the same command to resume" in proc.stderr
+    assert "->" not in out and out.count("launching 1 jobs") == 1 and not results(d)  # no retry: it cannot help
+
+
+# ---- refused before training: a plain grid, an override Hydra cannot parse ----------------------
+def test_a_plain_grid_is_checked_whole_before_its_first_job(tmp_path, mnist_root):
+    d = tmp_path / "grid"
+    proc = subprocess.run([sys.executable, "-m", "deepdepth.train", "-m", "k=3,4,6", *tiny(mnist_root),
+                           f"hydra.sweep.dir={d}"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "deepdepth: error: k=4: k must be a positive multiple of 3 (three stages of k/3 convolutions), got k=4; "
+        "no job started (a grid is checked whole before its first job)"]
+    assert not d.exists() and not list(tmp_path.rglob("result.json"))
+
+
+def test_an_override_hydra_cannot_parse_gets_the_way_to_quote_it():
+    from deepdepth.command_line import unparsable_override
+
+    problem = unparsable_override(["-m", "k=3", "hydra.sweep.dir=/tmp/études"])
+    assert problem == ("Hydra cannot parse the override hydra.sweep.dir=/tmp/études (LexerNoViableAltException); "
+                       "quote its value, as 'hydra.sweep.dir=\"/tmp/études\"' (Hydra reads an unquoted value as "
+                       "ASCII words)")
+    assert unparsable_override(["-m", "k=3", 'hydra.sweep.dir="/tmp/études"']) is None  # the way given
+
+
+# ---- damaged records warned of once; the report on a directory that is not there ----------------
+def test_a_damaged_record_is_warned_of_once_per_sweep(tmp_path, mnist_root):
+    d = tmp_path / "sweep"
+    job_folder(d, 0, ["model=resnet_nobn", "k=3", "seed=0", "replicas=1"], '{"k": 3, "tri')
+    proc = run_train("hydra/sweeper=bisect", "model=resnet_nobn", "hydra.sweeper.upper=3", *tiny(mnist_root),
+                     f"hydra.sweep.dir={d}", cwd=tmp_path, multirun=True)
+    out = proc.stdout + proc.stderr
+    assert out.count(f"cannot read {d / '0' / 'result.json'}") == 1 and len(results(d)) == 2
+
+
+def test_the_report_on_a_directory_that_does_not_exist_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        report.main([str(tmp_path / "nowhere"), "--no-plots"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err == [
+        f"python -m deepdepth.report: error: {tmp_path / 'nowhere'} does not exist; pass a sweep's directory "
+        "(its hydra.sweep.dir)"]

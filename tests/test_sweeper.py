@@ -221,8 +221,11 @@ def test_seed_packs():
 
 
 def test_upper_is_required(tmp_path):
-    _, proc, out = sweep(tmp_path, "model=resnet", check=False)
-    assert proc.returncode != 0 and "upper" in out
+    d, proc, out = sweep(tmp_path, "model=resnet", check=False)
+    assert proc.returncode != 0 and "Traceback" not in out and "MissingMandatoryValue" not in out
+    assert proc.stderr.splitlines()[0] == ("bisect sweeper: hydra.sweeper.upper (the deepest depth searched, never "
+                                           "trained past) is not set; add e.g. hydra.sweeper.upper=90")
+    assert not d.exists()
     _, proc, out = sweep(tmp_path, "hydra.sweeper.upper=2", check=False)
     assert proc.returncode != 0 and "upper (2) < lower (3)" in out and "Traceback" not in out
 

@@ -79,7 +79,7 @@ INIT_RULES: dict[str, InitRule] = {rule.name: rule for rule in (
 
 
 def parse_init(spec: str) -> tuple[InitRule, float]:
-    """``"delta_orthogonal:1.2"`` -> (the delta_orthogonal rule, 1.2): any rule times a finite gain,
+    """``"delta_orthogonal:1.2"`` -> (the delta_orthogonal rule, 1.2): any rule times a positive gain,
     so the gain is set from the existing ``model.init`` key (``model.init=fan_in:0.7``)."""
     name, sep, gain_text = str(spec).partition(":")
     if name not in INIT_RULES:
@@ -89,13 +89,13 @@ def parse_init(spec: str) -> tuple[InitRule, float]:
         gain = float(gain_text) if sep else 1.0
     except ValueError:
         gain = math.nan
-    if not math.isfinite(gain):
-        raise ValueError(f"bad init {spec!r}: the gain after ':' must be a finite number")
+    if not math.isfinite(gain) or gain <= 0:  # a zero or negative gain draws no network the study means
+        raise ValueError(f"bad init {spec!r}: the gain after ':' must be a finite number > 0")
     return INIT_RULES[name], gain
 
 
 def check_init(spec) -> str:
-    """``spec`` if it names a rule (with an optional finite gain); ValueError saying why otherwise."""
+    """``spec`` if it names a rule (with an optional positive gain); ValueError saying why otherwise."""
     parse_init(spec)
     return spec
 

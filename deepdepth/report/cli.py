@@ -44,6 +44,9 @@ def main(argv=None, prog: str = "python -m deepdepth.report") -> None:
 
 
 def report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not args.sweep_dir.is_dir():
+        raise ReportError(f"{args.sweep_dir} {'is not a directory' if args.sweep_dir.exists() else 'does not exist'};"
+                          " pass a sweep's directory (its hydra.sweep.dir)")
     trials = load_sweep(args.sweep_dir)
     if not trials:
         parser.error(f"no trials found in {args.sweep_dir} (no frontier.json and no result.json files)")

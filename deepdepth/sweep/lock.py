@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import socket
 import time
 from pathlib import Path
 
+from .claims import sign
 from .driver import SweepError
 
 LOCK_NAME = ".sweep.lock"
@@ -30,14 +29,11 @@ def sweep_lock(sweep_dir: Path, wait: bool = False, poll: float = 2.0):
             except BlockingIOError:
                 if not wait:
                     handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
-                    raise SweepError(f"bisect sweeper: another sweep ({holder}) is running in {sweep_dir}; "
+                    who = handle.read().strip().splitlines()[:1] or ["unknown"]
+                    raise SweepError(f"bisect sweeper: another sweep ({who[0]}) is running in {sweep_dir}; "
                                      "wait for it to finish, or pass hydra.sweeper.wait_for_lock=true") from None
                 time.sleep(poll)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
+        sign(handle)
         yield
     finally:
         handle.close()

@@ -27,13 +27,15 @@ class Finished:
     job_num: int
 
 
-def scan(sweep_dir: Path, output_subdir: Optional[str]) -> tuple[dict, int]:
+def scan(sweep_dir: Path, output_subdir: Optional[str], warn: bool = True) -> tuple[dict, int]:
     """Every finished trial in the sweep dir, by (trial key, k, seed), and the next job number.
-    An unreadable or half-written job folder is named in a warning and its trials retrained."""
+    An unreadable or half-written job folder is named in a warning (``warn``: a sweep reads the
+    folder more than once and warns once) and its trials retrained."""
     found: dict[tuple, Finished] = {}
     next_num = 0
+    log_warning = log.warning if warn else (lambda *args: None)
     if output_subdir is None:
-        log.warning("bisect: hydra.output_subdir is null, so a sweep cannot be resumed")
+        log_warning("bisect: hydra.output_subdir is null, so a sweep cannot be resumed")
         return found, next_num
     for path in sorted(Path(sweep_dir).rglob("overrides.yaml")):
         if not str(path.parent).endswith(str(output_subdir)):
@@ -58,7 +60,7 @@ def scan(sweep_dir: Path, output_subdir: Optional[str]) -> tuple[dict, int]:
             if not isinstance(config, dict) or not isinstance(config.get("model") or {}, dict):
                 raise ValueError("not a config mapping")
         except Exception as e:  # a killed job's folder, or a file of the wrong shape
-            log.warning("bisect: cannot read %s (%s: %s); its trials will be trained again",
+            log_warning("bisect: cannot read %s (%s: %s); its trials will be trained again",
                         reading, type(e).__name__, e)
             continue
         if result.get("debug"):

@@ -67,10 +67,14 @@ def check_options(opts: dict) -> None:
     def positive(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
 
+    if opts.get("upper") is None:  # the one option without a default: the sweep's bound
+        raise SweepError("bisect sweeper: hydra.sweeper.upper (the deepest depth searched, never trained past) "
+                         "is not set; add e.g. hydra.sweeper.upper=90")
     refine = dict(opts.get("refine") or {})
     for ok, key, want in ((whole(opts.get("retries"), 0), "retries", "an integer >= 0"),
                           (whole(opts.get("seeds"), 1), "seeds", "an integer >= 1"),
                           (whole(opts.get("parallel"), 1), "parallel", "an integer >= 1"),
+                          (whole(opts.get("max_replicas", 16), 1), "max_replicas", "an integer >= 1"),
                           (opts.get("time_budget") is None or positive(opts.get("time_budget")), "time_budget",
                            "a finite number of seconds > 0, or null"),
                           (refine.get("width") is None or positive(refine.get("width")), "refine.width",

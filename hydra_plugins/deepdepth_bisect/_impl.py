@@ -21,6 +21,7 @@ from hydra.core.utils import JobStatus
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
+from deepdepth.files import no_room
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepError, plan, scan
 from deepdepth.seeds import seed_error
 from deepdepth.sweep.records import recorded_seed_schemes
@@ -60,6 +61,12 @@ class HydraBackend:
             rets = list(self.launcher.launch([j.overrides for j in jobs], initial_job_idx=start))
             if INTERRUPTED:
                 raise KeyboardInterrupt  # a Ctrl-C that Python dropped during the jobs
+        except OSError as e:
+            if no_room(e):  # Hydra could not write a job's files: no retry helps, the sweep stops
+                where = e.filename or f"{self.config.hydra.sweep.dir} (job #{start}'s .hydra files)"
+                raise OSError(e.errno, e.strerror, where) from e
+            log.error("bisect: launcher raised %s: %s", type(e).__name__, e)
+            return [Outcome(error=f"launcher: {type(e).__name__}: {e}") for _ in jobs]
         except Exception as e:  # e.g. submitit when SLURM kills a job: the sweep reads back what finished
             log.error("bisect: launcher raised %s: %s", type(e).__name__, e)
             return [Outcome(error=f"launcher: {type(e).__name__}: {e}") for _ in jobs]
@@ -103,6 +110,8 @@ def outcome(num: int, job: Job, ret) -> Outcome:
     job_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
     if ret.status == JobStatus.COMPLETED and isinstance(ret.return_value, dict):
         return Outcome(result=ret.return_value, job_dir=job_dir)
+    if ret.status == JobStatus.FAILED and no_room(getattr(ret, "_return_value", None)):
+        raise ret._return_value  # result.json on a full disk: the sweep stops, naming the file
     try:
         value = ret.return_value  # re-raises the job's exception
         error = f"job returned {type(value).__name__}, not a result dict"
@@ -160,6 +169,7 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
     packed seeds (None: not checked, e.g. a dry run, or jobs that run on other machines)."""
     from deepdepth.config import check_memory, validate
     from deepdepth.models import check_depth
+    from deepdepth.trial_options import check_trial_options
 
     combos, bad = [], []
     for i, (overrides, search) in enumerate(zip(grid, searches)):
@@ -169,6 +179,7 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
             cfg = backend.load(overrides + [f"k={search.lower}", f"seed={search.seeds[0]}",
                                             f"replicas={len(search.seeds)}"])
             validate(cfg, memory=False)
+            check_trial_options(cfg)
             if memory_replicas:
                 check_memory(cfg, k=search.grid[-1], replicas=memory_replicas)
             combos.append(Combo(i, overrides, search, composed(cfg)))
@@ -198,6 +209,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
         check_options(opts)
     except SweepError as e:
         raise BisectError(str(e)) from None
+    logging.raiseExceptions = False  # a log file on a full disk: no stack dump per line (the sweep's error says it)
     grid, base_seed = parse_grid(sweeper.hydra_context.config_loader, params + list(arguments))
     try:
         searches = build_searches(grid, opts, base_seed, recorded_seed_schemes(sweep_dir))
@@ -206,11 +218,12 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     local = "slurm" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")).lower()
     replicas = (opts["seeds"] if opts["pack"] else 1) if local and not opts.get("dry_run") else None
     combos = check_combos(backend, grid, searches, opts.get("hints"), replicas)
-    found, next_num = scan(sweep_dir, config.hydra.output_subdir) if sweep_dir.exists() else ({}, 0)
+    dry = bool(opts.get("dry_run"))  # only a dry run warns of damaged records here: a sweep warns once, below
+    found, next_num = scan(sweep_dir, config.hydra.output_subdir, warn=dry) if sweep_dir.exists() else ({}, 0)
     device = opts.get("device") or "auto"
     here = local_device() if device == "auto" else device
     options = Options(retries=opts["retries"], pack=opts["pack"], time_budget=opts.get("time_budget"),
-                      max_replicas=opts.get("max_replicas") or 16, pack_inits=bool(opts.get("pack_inits", True)))
+                      max_replicas=opts.get("max_replicas", 16), pack_inits=bool(opts.get("pack_inits", True)))
     limits, notes = assumed_limits(combos, opts.get("plan_limits"), found)
     if opts.get("dry_run"):
         return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto",
@@ -221,15 +234,18 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     try:  # a read-only or full sweep dir: one line, finished trials kept
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
-        from deepdepth.sweep.lock import sweep_lock
+        from deepdepth.sweep.claims import announce, wait_for_claims
+        from deepdepth.sweep.lock import LOCK_NAME, sweep_lock
 
         with sweep_lock(sweep_dir, wait=bool(opts.get("wait_for_lock"))):
+            announce(sweep_dir / LOCK_NAME)  # the last run's orphans see the lock change hands and stop
+            wait_for_claims(sweep_dir, say=log.info)
             found, next_num = scan(sweep_dir, config.hydra.output_subdir)  # again, now that the dir is ours
             if found:
                 log.info("bisect: resuming, %d finished trials found in %s", len(found), sweep_dir)
             header = {k: v for k, v in opts.items() if k not in ("params", "upper_for", "plan_limits")}
             sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
-                          header=header, rescan=lambda: scan(sweep_dir, config.hydra.output_subdir),
+                          header=header, rescan=lambda: scan(sweep_dir, config.hydra.output_subdir, warn=False),
                           planned=(planned.jobs, planned.work))
             with watch_interrupts():
                 rows = sweep.run()
@@ -239,9 +255,9 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
         raise BisectError(f"bisect sweeper: interrupted; finished trials are kept in {sweep_dir}: "
                           "rerun the same command to resume") from None
     except OSError as e:
-        where = f"{e.filename}: {e.strerror}" if e.filename else str(e)
-        raise BisectError(f"bisect sweeper: cannot write in {sweep_dir} ({where}); make room or fix its permissions "
-                          "and rerun the same command to resume, or choose another hydra.sweep.dir") from e
+        where = f"{e.filename}: {e.strerror}" if e.filename else f"in {sweep_dir}: {e.strerror or e}"
+        raise BisectError(f"bisect sweeper: cannot write {where}; free space (or fix permissions) and rerun the same "
+                          "command to resume (finished trials are kept), or choose another hydra.sweep.dir") from e
     for c in combos:
         s = c.search
         log.info("bisect %s: k*=%s%s, %s, %d rounds, %d trials", " ".join(c.overrides) or "(defaults)", s.k_star,

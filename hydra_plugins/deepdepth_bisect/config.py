@@ -3,7 +3,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
 
 
 @dataclass
@@ -19,7 +18,7 @@ class RefineConf:
 class BisectSweeperConf:
     _target_: str = "hydra_plugins.deepdepth_bisect.bisect_sweeper.BisectSweeper"
     lower: int = 3  # smallest depth searched
-    upper: int = MISSING  # largest depth searched (required); never trained past
+    upper: Optional[int] = None  # largest depth searched (required: checked with the other options); never trained past
     step: int = 3  # depth grid spacing: k = lower, lower+step, ... <= upper
     parallel: int = 1  # probes per round
     seeds: int = 1  # trials per probe
