@@ -8,18 +8,18 @@
    Hydra config: data loading, Lightning trainer, callbacks and all). The package's epoch is
    timed inside a 1-epoch trial (first epoch: warm-up included; the callback notes the time
    at the start of training and around the test pass), and the whole trial is timed too (cold
-   data load from disk and trainer setup included). Target (issue 2, item 7): the package's
+   data load from disk and trainer setup included). Target: the package's
    epoch + test at least 2.5x faster than the reference's.
 2. Packed replicas: ``resnet`` k=12 on a slice of MNIST, S=4 replicas in one trial against
    4 separate one-replica trials; seconds per replica-epoch (training + test). Target
-   (issue 4): packing is not slower per replica.
-3. ``--long``: long trials, where compiling the whole step pays (issue 16): ``cnn_tanh_newinit``
+   packing is not slower per replica.
+3. ``--long``: long trials, where compiling the whole step pays: ``cnn_tanh_newinit``
    and ``cnn_elu_bn`` at k=30, ``--long-epochs`` epochs (default 1), each as a whole trial with
    ``fast=auto`` (compile time included, from a cold inductor cache: a fresh
    ``TORCHINDUCTOR_CACHE_DIR`` per trial), with ``fast=false``, and the reference loop
    (epochs x one epoch + test) in the same run; the trial's compile decision is printed.
    ``--long-only`` skips 1 and 2; ``--long-k`` and ``--long-samples`` shrink it for a smoke run.
-   Target (issue 16): ``fast=auto`` at least 3x the reference for ``cnn_tanh_newinit`` k=30.
+   Target: ``fast=auto`` at least 3x the reference for ``cnn_tanh_newinit`` k=30.
 4. ``--compile-check``: what the whole-step compile gains over the eager step ``fast=auto``
    would otherwise run, the constants of ``deepdepth/compile_rule.py``: steady step times
    (after 5 steps) of short trials under ``fast=false``, eager channels-last, compiled

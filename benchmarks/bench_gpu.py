@@ -1,4 +1,4 @@
-"""GPU benchmark (issue 4): the package against the original study's loop, same GPU, same job.
+"""GPU benchmark: the package against the original study's loop, same GPU, same job.
 
     DEEPDEPTH_DATA=data python3 benchmarks/bench_gpu.py      # or, as one device call: bash benchmarks/gpu_check.sh
 

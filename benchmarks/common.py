@@ -74,7 +74,7 @@ class Residual(nn.Module):
 
 
 def reference_net(variant: str, k: int) -> nn.Module:
-    """The study's network written plainly (SPEC section 2), one replica, no packing."""
+    """The study's network written plainly (as the original study's code), one replica, no packing."""
     from deepdepth.models import VARIANTS
     v = VARIANTS[variant]
     act = {"tanh": nn.Tanh, "elu": nn.ELU}[v.activation]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's one GPU sitting, unattended, in <= 9 minutes on a lent H100/H200 (benchmarks/GPU_SESSION.md):
+# One GPU sitting, unattended, in <= 9 minutes on a lent H100/H200 (benchmarks/GPU_SESSION.md):
 #   (1) the carried wheels installed, versions and nvidia-smi   (2) pytest -m gpu tests/test_gpu.py
 #   (3) benchmarks/bench_gpu.py with a budget that fits          (4) a chunk of the GPU study
 #       (+experiment=depth_study in .device/gpu_study, hydra.sweeper.time_budget = what is left;

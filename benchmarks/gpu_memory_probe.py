@@ -1,4 +1,4 @@
-"""Where a finished trial's reserved GPU memory stays (issue 14, tests/test_gpu.py (d)).
+"""Where a finished trial's reserved GPU memory stays (tests/test_gpu.py (d)).
 
 Trains a few small trials in one process, as a local-launcher sweep does (clean ones, then one
 whose capture fails, then clean ones again), and after each prints memory allocated and reserved,

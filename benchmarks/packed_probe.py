@@ -1,7 +1,7 @@
-"""Where a packed resnet step's time goes, and which setting cuts it (issue 14).
+"""Where a packed resnet step's time goes, and which setting cuts it.
 
 16 packed replicas of resnet k=447 cost 36.4 ms per replica-step on an H200 (2026-11-28), twice
-SPEC's ~18 ms, and what is left of the GPU study is mostly resnet. A pack is grouped
+the original study's ~18 ms, and what is left of the GPU study is mostly resnet. A pack is grouped
 convolutions of 4-16 channels per group, where cuDNN's default algorithm choice is known to be
 weak (the weight gradient of small groups above all). This times the package's own trial of
 that pack under each setting, in one process, one after the other:

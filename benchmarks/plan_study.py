@@ -1,4 +1,4 @@
-"""The study's plan, change by change (issue 11): jobs, rounds, replica-layer-steps and the cost
+"""The study's plan, change by change: jobs, rounds, replica-layer-steps and the cost
 model's time on one H200 / H100, from the same simulation as ``hydra.sweeper.dry_run=true``.
 
     python benchmarks/plan_study.py            # the table in benchmarks/RESULTS.md

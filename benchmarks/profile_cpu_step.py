@@ -5,7 +5,7 @@
 The step is the package's eager one (``DepthClassifier``'s per-replica losses, summed, and its
 foreach SGD) on a random batch of the study's size (256), in the layout ``--layout``
 (channels-last is ``fast=auto``'s CPU layout but for one replica with BatchNorm). Prints the
-steady step time (after warm-up) and the profiler's top operators over ``--steps`` steps. Used for issue 16: what a whole-step
+steady step time (after warm-up) and the profiler's top operators over ``--steps`` steps. Used to see what a whole-step
 compile can and cannot speed up (benchmarks/RESULTS.md).
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ path, which is channels-last except for one replica with BatchNorm (benchmarks/R
 2026-11-28, 2 threads, quiet, two runs): one replica without BatchNorm 1.0-1.25x at k=30 and
 1.05-1.5x at k=3, taken as 1.05x; with BatchNorm the compiled step was 0-20% *slower* in the
 eager step's layout, so 1.0x (never compiled by ``fast=auto``); 4 packed replicas 1.0-1.2x,
-also taken as 1.05x, and 1.0x with BatchNorm. (Issue 16's 1.5-2.1x were against the plain
+also taken as 1.05x, and 1.0x with BatchNorm. (The earlier 1.5-2.1x were against the plain
 layout's eager step, and its 107 ms compiled k=30 step was not reproduced: 139-175 ms.) The
 oneDNN convolutions, ~70% of a k=30 step, are what compiling cannot speed up. So
 ``fast=auto`` compiles only trials of thousands of steps, from a warm cache; a 3-epoch study

@@ -7,7 +7,7 @@ from typing import Optional
 
 STEP = 3             # its depth grid (k = 3 m)
 SEEDS_PER_PROBE = 1  # one training run per probed depth
-# What every reference figure was measured under (SPEC sections 4 and 6); sample counts are
+# What every reference figure was measured under (the original study's protocol); sample counts are
 # the whole of MNIST. The rest are the package's defaults too.
 SETTINGS = {"lr": 0.01, "epochs": 3, "train_samples": 60000, "test_samples": 10000, "criterion": "test",
             "threshold": 0.2, "data.batch_size": 256, "optim.momentum": 0.9, "precision": "fp32",
@@ -33,7 +33,7 @@ class Reference:
         return f"censored at its bound {self.bound}: a lower limit" if self.censored else f"{self.failed} failed"
 
 
-_RERUNS = "Earlier re-runs of the original protocol (SPEC section 6, CPU, 3 seeds; not this sweep)"
+_RERUNS = "Earlier re-runs of the original protocol (reported beside the original study's figures, CPU, 3 seeds; not this sweep)"
 REFERENCE: dict[str, Reference] = {
     # Every search is bracketed: the probe at k* + 3 ran and failed. resnet's too: the notebook
     # searched m in [1, 150] and its probe at 450 (m = 150) failed, so 447 is not censored.

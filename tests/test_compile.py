@@ -1,4 +1,4 @@
-"""The CPU's whole-step torch.compile (issue 16): the rule that decides it, the step runner
+"""The CPU's whole-step torch.compile: the rule that decides it, the step runner
 that applies it per batch shape and mode, its fallback, and that it trains the same function.
 
 The rule and the runner's bookkeeping are tested with ``torch.compile`` stood in by a plain

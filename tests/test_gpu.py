@@ -1,4 +1,4 @@
-"""What only a GPU can show (issue 14), run by benchmarks/gpu_check.sh on a lent H100/H200;
+"""What only a GPU can show, run by benchmarks/gpu_check.sh on a lent H100/H200;
 marked ``gpu`` and skipped without CUDA.
 
 (a) the CUDA-graph step replays the eager step's losses and leaves the same parameters and

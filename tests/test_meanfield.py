@@ -1,4 +1,4 @@
-"""Mean-field quantities against closed forms (issue 6)."""
+"""Mean-field quantities against closed forms."""
 import math
 
 import numpy as np

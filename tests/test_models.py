@@ -1,4 +1,4 @@
-"""Architecture facts of every variant (SPEC sections 2-3)."""
+"""Architecture facts of every variant."""
 import math
 
 import pytest

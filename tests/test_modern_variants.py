@@ -1,4 +1,4 @@
-"""Initialisation of the modern variants (issue 6): delta-orthogonal, SkipInit, Fixup."""
+"""Initialisation of the modern variants delta-orthogonal, SkipInit, Fixup."""
 import math
 
 import pytest

@@ -75,7 +75,7 @@ def test_notes_are_attributed_and_this_sweeps_data_computed():
     tanh = confidence("cnn_tanh", {3: (3, 3), 6: (1, 3), 12: (0, 3)}, k_star=3)
     (line,) = verdict_lines(report.compare_reference([tanh]))
     assert "this sweep: k=3 trained 3/3, k=6 trained 1/3" in line
-    assert "Earlier re-runs of the original protocol (SPEC section 6, CPU, 3 seeds; not this sweep)" in line
+    assert "Earlier re-runs of the original protocol (reported beside the original study's figures, CPU, 3 seeds; not this sweep)" in line
     assert all("re-run" not in r.note or "not this sweep" in r.note for r in ref.REFERENCE.values())
 
 
@@ -120,7 +120,7 @@ def test_ranking_uses_lower_bounds_and_ranks_the_like_for_like_baseline():
 
 
 def test_every_varying_setting_is_a_column_with_its_own_mean_field():
-    """Issue 17 item 1: a sweep over model.init gains shows the gain per row and its own prediction."""
+    """A sweep over model.init gains shows the gain per row and its own prediction."""
     combos = [combination(i, "cnn_tanh_newinit", model__init=f"fan_in:{g}") for i, g in enumerate((0.5, 1.0))]
     for c in combos:
         c.label = f"cnn_tanh_newinit model.init={c.settings['model.init']}"

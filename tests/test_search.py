@@ -1,4 +1,4 @@
-"""DepthSearch: the original sequences (SPEC 5-6), k-ary rounds, seed rules, edge cases."""
+"""DepthSearch: the original study's search sequences, k-ary rounds, seed rules, edge cases."""
 import math
 
 import pytest
@@ -21,7 +21,7 @@ def threshold(limit):
 
 
 def original(upper, trainable):
-    """SPEC section 5 verbatim: binary search over m = k/3 in [1, upper//3]."""
+    """The original study's search verbatim: binary search over m = k/3 in [1, upper//3]."""
     l, r, probes = 1, upper // 3, []
     while l <= r:
         mid = (l + r) // 2

@@ -412,7 +412,7 @@ def test_a_budget_stop_shares_the_finished_trials_with_the_other_protocol():
 
 def test_combinations_that_differ_only_in_init_train_packed_and_resume():
     """A column of the phase diagram (every gain at one depth) is one job; each replica's verdict
-    goes to its own gain's search; a resume finds every trial again (issue 17)."""
+    goes to its own gain's search; a resume finds every trial again."""
     limits, disk = {0: 6, 1: 12, 2: 18}, {}
     combos = gain_combos()
     backend = FakeBackend(limits, disk=disk, combos=combos)

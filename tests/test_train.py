@@ -335,7 +335,7 @@ def test_a_mixed_depth_pack_trains_each_replica_as_its_own_trial(mnist_root, tmp
 
 
 def test_an_init_packed_trial_trains_each_replica_as_its_own_trial(mnist_root, tmp_path):
-    """What a sweep over init gains launches (issue 17): replicas of one network, each with its
+    """What a sweep over init gains launches: replicas of one network, each with its
     own gain (``inits``) and seed; each replica's record is that of its own trial with that gain."""
     common = ["model=cnn_tanh_newinit", "fast=false", "k=6", *tiny(mnist_root)]
     gains = ["fan_in:0.5", "fan_in:0.9", "fan_in:0.5"]

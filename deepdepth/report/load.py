@@ -38,7 +38,7 @@ class Trial:
     trainable: Optional[bool] = None
     status: str = "ok"
     test_err: Optional[float] = None
-    train_err: Optional[float] = None  # running mean over the last epoch (SPEC section 4)
+    train_err: Optional[float] = None  # running mean over the last epoch, as the original study logged it
     diverged: bool = False
     shared_from: Optional[int] = None  # the combination whose identical trial this reuses
     error: Optional[str] = None

@@ -201,7 +201,7 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
               "extrapolation. k*: the last trainable depth under the sweep's rule.", "",
               confidence_markdown(conf), "",
               "## Comparison with the original study", "",
-              f"Reference: SPEC section 6, one seed per probe, lr {show(ref.SETTINGS['lr'])}, "
+              f"Reference: the original study's searches, one seed per probe, lr {show(ref.SETTINGS['lr'])}, "
               f"{ref.SETTINGS['epochs']} epochs, full MNIST ({ref.SETTINGS['train_samples']:,}/"
               f"{ref.SETTINGS['test_samples']:,} images), criterion {ref.SETTINGS['criterion']}, threshold "
               f"{show(ref.SETTINGS['threshold'])}; its BatchNorm variants ran under protocol="
