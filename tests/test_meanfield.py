@@ -190,8 +190,11 @@ def test_every_public_function_has_a_docstring_with_a_working_example():
     import doctest
     import inspect
 
-    public = [f for name, f in inspect.getmembers(mf, inspect.isfunction)
-              if not name.startswith("_") and f.__module__ == mf.__name__]
+    from deepdepth.meanfield import gaussian, maps, network, table
+
+    modules = (gaussian, maps, network, table)
+    public = [f for m in modules for name, f in inspect.getmembers(m, inspect.isfunction)
+              if not name.startswith("_") and f.__module__ == m.__name__]
     assert {"stage", "predict", "fixed_point"} <= {f.__name__ for f in public}
     assert [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")] == []
-    assert doctest.testmod(mf).failed == 0
+    assert all(doctest.testmod(m).failed == 0 for m in modules)

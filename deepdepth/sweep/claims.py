@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from .driver import SweepError
+from .combos import SweepError
 
 SWEEP_PID, SWEEP_HOST, SWEEP_LOCK = "DEEPDEPTH_SWEEP_PID", "DEEPDEPTH_SWEEP_HOST", "DEEPDEPTH_SWEEP_LOCK"
 CLAIM_NAME = ".trial.lock"

@@ -125,3 +125,20 @@ def duration(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def calibrate_from_found(cost: CostModel, found: dict, combos: dict) -> None:
+    """Rescale ``cost`` by the finished jobs a resumed sweep finds (``found``: (trial key, k, seed)
+    -> Finished; ``combos``: trial key -> (steps per replica, norm)), each job once, and only those
+    run on this kind of device and not slowed by denormals: a resumed sweep's first launch is
+    judged by measured speed."""
+    seen = set()
+    for (key, _, _), hit in found.items():
+        r = hit.result
+        where = device_name(str(r.get("device_name") or r.get("device") or ""))
+        if str(hit.job_dir) in seen or key not in combos or not r.get("seconds") or where != cost.device \
+                or denormal_slowed(r, combos[key][1]):
+            continue
+        seen.add(str(hit.job_dir))
+        cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), combos[key][0], float(r["seconds"]),
+                       cost_kind(r.get("model"), r.get("widths")))

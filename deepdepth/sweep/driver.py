@@ -15,72 +15,16 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
 from .budget import TimeBudget
-from .cost import CostModel, cost_kind, denormal_slowed, device_name, duration
+from .combos import Backend, Combo, Options, SweepError
+from .cost import CostModel, calibrate_from_found, denormal_slowed, duration
+from .moot import MootProbes, replica_record
 from .records import Finished, frontier_row, write_outputs, written_history_rows
-from .trials import INIT, Job, Outcome, Trial, combo_params, init_free, mixed_packs, override_key, seed_packs, trial_key
+from .trials import INIT, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_packs
 
 log = logging.getLogger("deepdepth.sweep")
-
-
-class SweepError(ValueError):
-    """A user-facing sweep error (the plugin prints it without a traceback)."""
-
-
-@dataclass
-class Composed:
-    """What the sweeper needs to know of a combination's composed config."""
-    model: Optional[str]
-    lr: Optional[float]
-    protocol: str = "correct"
-    norm: bool = True
-    steps: float = 0.0  # cost-model steps per replica (training steps + weighted test batches)
-    train_steps: int = 0  # optimizer steps per replica
-    init: Optional[str] = None  # model.init
-    widths: Optional[tuple] = None  # model.widths where not the study's
-
-    @property
-    def kind(self) -> Optional[str]:
-        """What the cost model calibrates by: the model, and its widths where they differ."""
-        return cost_kind(self.model, self.widths)
-
-
-class Backend(Protocol):
-    parallelism: int  # jobs a launch runs at once
-
-    def compose(self, overrides: list[str]) -> Composed: ...
-    def launch(self, jobs: list[Job], start: int) -> list[Outcome]: ...
-
-
-@dataclass
-class Combo:
-    index: int
-    overrides: list[str]
-    search: object  # deepdepth.search.Search
-    info: Composed
-    seconds: Optional[float] = None
-
-    @property
-    def key(self) -> frozenset:
-        return trial_key(self.overrides, protocol_free=not self.info.norm)
-
-    @property
-    def params(self) -> dict:
-        return combo_params(self.overrides)
-
-
-@dataclass
-class Options:
-    retries: int = 1
-    pack: bool = True
-    time_budget: Optional[float] = None  # seconds; None: no budget
-    write: bool = True  # False for a dry run
-    mix_depths: bool = False  # a round's probes of one combination in one job (pays on a GPU only)
-    max_replicas: int = 16  # per job
-    pack_inits: bool = True  # combinations that differ only in model.init packed as replicas of one job
-    fits: Optional[Callable[[int, list[int]], bool]] = None  # (combination, depths) -> fits the device
 
 
 @dataclass
@@ -106,27 +50,10 @@ class Sweep:
         self.started = self.clock()
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
         self.pack_group = self._pack_groups()
-        self._calibrate_from_found()
+        calibrate_from_found(self.cost, self.found, {c.key: (c.info.steps, c.info.norm) for c in self.combos})
         # a resume replays the finished rounds; until it has as many trials as the last run
         # wrote, that run's files stay (a sweep killed in its first round must not blank them)
         self.written_rows = written_history_rows(self.sweep_dir) if self.options.write and self.found else 0
-
-    def _calibrate_from_found(self) -> None:
-        """The cost model rescaled by the finished jobs a resumed sweep finds (each job once, and
-        only those run on this kind of device and not slowed by denormals), so its first launch is
-        judged by measured speed."""
-        steps = {c.key: c.info.steps for c in self.combos}
-        norms = {c.key: c.info.norm for c in self.combos}
-        seen = set()
-        for (key, _, _), hit in self.found.items():
-            r = hit.result
-            where = device_name(str(r.get("device_name") or r.get("device") or ""))
-            if str(hit.job_dir) in seen or key not in steps or not r.get("seconds") or where != self.cost.device \
-                    or denormal_slowed(r, norms[key]):
-                continue
-            seen.add(str(hit.job_dir))
-            self.cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), steps[key], float(r["seconds"]),
-                                cost_kind(r.get("model"), r.get("widths")))
 
     def _pack_groups(self) -> dict[int, int]:
         """Combination -> the first combination it can share packed jobs with: those that set
@@ -359,46 +286,3 @@ class Sweep:
                "history": [t.row(self.combos[t.combo].params) for t in self.history],
                "stopped": "time budget" if self.out_of_time else None}
         write_outputs(self.sweep_dir, doc)
-
-
-@dataclass
-class MootProbes:
-    """Which of a round's probes can no longer move their search (``Search.moot``), from the
-    trials the round has so far (``got``, filled as its waves finish). A trial one combination
-    trains for others (``owner``) is moot only when it is moot for every combination that wants it."""
-    combos: list[Combo]
-    seeds: dict  # (combination, k) -> the seeds the round trains there
-    got: dict  # (combination, k, seed) -> Trial
-    owner: dict  # (trial key, k, seed) -> the combination that reads or trains it
-
-    def _trial(self, ci: int, k: int, s: int) -> Optional[Trial]:
-        t = self.got.get((ci, k, s))
-        o = self.owner.get((self.combos[ci].key, k, s))
-        return t if t is not None or o is None else self.got.get((o, k, s))
-
-    def probe(self, ci: int, k: int) -> bool:
-        search = self.combos[ci].search
-        if not hasattr(search, "moot"):
-            return False
-        known = {}  # the combination's other probes of the round whose every trial is in
-        for (cj, j), ss in self.seeds.items():
-            if cj != ci or j == k:
-                continue
-            trials = [self._trial(ci, j, s) for s in ss]
-            if all(t is not None for t in trials):
-                known[j] = [t.trainable for t in trials]
-        return search.moot(k, known)
-
-    def trial(self, ci: int, k: int, s: int) -> bool:
-        key = self.combos[ci].key
-        wanting = [cj for (cj, j), ss in self.seeds.items() if j == k and s in ss and self.combos[cj].key == key]
-        return bool(wanting) and all(self.probe(cj, k) for cj in wanting)
-
-    def job(self, job: Job) -> bool:
-        return all(self.trial(*r) for r in job.replicas)
-
-
-def replica_record(records: list, i: int, k: int, seed: int, job_k) -> Optional[dict]:
-    """Replica i's trial in a result's list (in replica order), checked by its depth and seed."""
-    t = records[i] if i < len(records) and isinstance(records[i], dict) else {}
-    return t if (t.get("k", job_k), t.get("seed")) == (k, seed) else None

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .claims import sign
-from .driver import SweepError
+from .combos import SweepError
 
 LOCK_NAME = ".sweep.lock"
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cost import CostModel, duration
-from .driver import Combo, Options, Sweep
+from .combos import Combo, Options
+from .driver import Sweep
 from .records import Finished
 from .trials import Job, Outcome
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from ..search import make_search
 from ..seeds import SEED_SCHEMES
-from .driver import Combo, Options, SweepError
+from .combos import Combo, Options, SweepError
 from .records import params_id
 from .trials import combo_params
 from .cost import device_name, duration
