@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from .models import conf_dir
 
@@ -171,18 +171,14 @@ def run_trial(*overrides: str, output_dir: str | Path | None = None, verbose: bo
     ``verbose``: print the epoch lines and the verdict while it trains. A bad value is refused
     before any training, in one line naming it.
     """
-    from .config import validate
     from .files import atomic_write
     from .train import summary_line, train  # Lightning is imported only when a trial runs
-    from .trial_options import check_trial_options
 
     cfg, default_dir = _compose(list(overrides) + keyword_overrides(**settings))
-    validate(cfg)
-    check_trial_options(cfg)
     run_dir = Path(output_dir) if output_dir is not None else _fresh(Path(default_dir))
-    run_dir.mkdir(parents=True, exist_ok=True)
     with _epoch_lines(verbose) as log:
-        record = train(cfg, run_dir, interactive=False)
+        record = train(cfg, run_dir, interactive=False)  # checks the config first: a bad value creates nothing
+        run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "result.json", json.dumps(record, indent=2) + "\n")
         log.info("%s -> %s", summary_line(cfg, record), run_dir / "result.json")
     return TrialResult(record, run_dir)

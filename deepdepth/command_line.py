@@ -51,7 +51,6 @@ def grid_problems(config: DictConfig, memory: bool) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from .config import validate
-    from .trial_options import check_trial_options
 
     loader = GlobalHydra.instance().config_loader()
     params = [f"{k}={v}" for k, v in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items()]
@@ -68,7 +67,6 @@ def grid_problems(config: DictConfig, memory: bool) -> list[str]:
             continue
         try:
             validate(cfg, memory=memory)
-            check_trial_options(cfg)
         except ValueError as e:
             bad.append(f"{label}: {e}")
     return bad

@@ -3,7 +3,7 @@ config groups (lightning-hydra-template's convention: each entry, by name, a ``_
 
 The study's own callbacks are not here: train.py always adds them (Trainability decides the
 verdict, so no config may drop it). Kept apart from train.py so that the checks run before
-training (trial_options) read the same entries and the same table of optional packages.
+training (config) read the same entries and the same table of optional packages.
 """
 from __future__ import annotations
 

@@ -8,14 +8,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from .config import fast_error, lr_error, memory_format_error, protocol_error
 from .data import replica_labels
 from .metrics import ReplicaError
 from .models import ConvBlock, DepthNet
 from .step import CompilePlan, TrainStep
 
-PROTOCOLS = ("correct", "original")
-FAST = ("auto", True, False, "compile")
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 def sgd(lr: float = 0.01, momentum: float = 0.9) -> dict:
@@ -68,14 +66,10 @@ class DepthClassifier(L.LightningModule):
                  fast: bool | str = "auto", compile_backend: str = "inductor", memory_format: str = "auto"):
         super().__init__()
         optim = dict(optim if optim is not None else sgd())
-        if "lr" in optim and not optim["lr"] > 0:
-            raise ValueError(f"optim.lr must be positive, got {optim['lr']!r}")
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
-        if not (fast is True or fast is False or fast in ("auto", "compile")):
-            raise ValueError(f"fast must be one of {FAST}, got {fast!r}")
-        if memory_format not in MEMORY_FORMATS:
-            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
+        problem = next(filter(None, (lr_error(optim["lr"]) if "lr" in optim else None, protocol_error(protocol),
+                                     fast_error(fast), memory_format_error(memory_format))), None)
+        if problem:  # the config checks' own lines, for a module built from Python
+            raise ValueError(problem)
         self.save_hyperparameters({"k": net.k, "seeds": list(net.seeds), "optim": optim, "protocol": protocol,
                                    "fast": fast, "compile_backend": compile_backend, "memory_format": memory_format})
         self.net, self.optim, self.protocol, self.fast, self.compile_backend = net, optim, protocol, fast, compile_backend

@@ -41,7 +41,6 @@ from .module import DepthClassifier
 from .command_line import check_command_line
 from .files import WriteError, atomic_write, no_room
 from .sweep.claims import claim, stop_orphan, sweep_gone, watch
-from .trial_options import check_trial_options
 
 log = logging.getLogger("deepdepth")
 # Lightning notices that say nothing about a trial (epoch-level logging is deliberate here).
@@ -98,7 +97,6 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
     Lightning's per-trial banners; the study's own lines stay.
     """
     validate(cfg)
-    check_trial_options(cfg)
     output_dir = Path(output_dir)
     started = time.perf_counter()
     # set before the network and the data make torch start its worker threads, which keep the
@@ -216,14 +214,6 @@ def run(cfg: DictConfig) -> dict:
     logging.raiseExceptions = False  # a log file on a full disk: no stack dump per line (the result's write says it)
     hydra_cfg = HydraConfig.get()
     interactive = hydra_cfg.mode != RunMode.MULTIRUN
-    try:
-        validate(cfg)
-        check_trial_options(cfg)
-    except ConfigError as exc:
-        if not interactive:
-            raise
-        print(f"deepdepth: error: {exc}", file=sys.stderr)
-        sys.exit(2)
     if interactive:
         return _trial(cfg, hydra_cfg, interactive)
     with claim(hydra_cfg.runtime.output_dir):
@@ -235,7 +225,7 @@ def _trial(cfg: DictConfig, hydra_cfg, interactive: bool) -> dict:
     out = Path(hydra_cfg.runtime.output_dir)
     try:
         result = train(cfg, out, interactive=interactive)
-    except DataError as exc:  # missing or corrupt data: a message, as for a config error
+    except (ConfigError, DataError) as exc:  # a bad value (checked once, by train), missing or corrupt data
         if not interactive or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"deepdepth: error: {exc}", file=sys.stderr)

@@ -169,7 +169,6 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
     packed seeds (None: not checked, e.g. a dry run, or jobs that run on other machines)."""
     from deepdepth.config import check_memory, validate
     from deepdepth.models import check_depth
-    from deepdepth.trial_options import check_trial_options
 
     combos, bad = [], []
     for i, (overrides, search) in enumerate(zip(grid, searches)):
@@ -179,7 +178,6 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
             cfg = backend.load(overrides + [f"k={search.lower}", f"seed={search.seeds[0]}",
                                             f"replicas={len(search.seeds)}"])
             validate(cfg, memory=False)
-            check_trial_options(cfg)
             if memory_replicas:
                 check_memory(cfg, k=search.grid[-1], replicas=memory_replicas)
             combos.append(Combo(i, overrides, search, composed(cfg)))
