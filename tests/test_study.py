@@ -41,14 +41,38 @@ def test_report_on_the_study(smoke_study, tmp_path):
     assert (tmp_path / "report.md").exists() and list(tmp_path.glob("*.png"))
 
 
+# Cells the test runs before and after the notebook's own: count the matplotlib Figures each cell
+# creates (by execution count), then print the counts, so every figure can be matched to a display.
+COUNT_FIGURES = """
+import json
+import matplotlib.figure
+from IPython import get_ipython
+_figures_made, _figures_now = {}, [0]
+_figure_init = matplotlib.figure.Figure.__init__
+def _counting_init(self, *args, **kwargs):
+    _figures_now[0] += 1
+    _figure_init(self, *args, **kwargs)
+matplotlib.figure.Figure.__init__ = _counting_init
+get_ipython().events.register("pre_run_cell", lambda info: _figures_now.__setitem__(0, 0))
+get_ipython().events.register("post_run_cell", lambda result: _figures_made.__setitem__(result.execution_count, _figures_now[0]))
+"""
+PRINT_FIGURE_COUNTS = "print(json.dumps(_figures_made))"
+
+
 def test_notebook_executes(smoke_study, data_overrides, tmp_path):
+    """The shipped notebook runs on tiny data, displays every figure it makes in the cell that
+    makes it, renders the report as markdown (not printed as raw text) and writes its trials to
+    a temporary folder, nothing into the checkout."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(ROOT / "notebooks" / "depth_study.ipynb", as_version=4)
+    own = len(nb.cells)
+    nb.cells = [nbformat.v4.new_code_cell(COUNT_FIGURES), *nb.cells, nbformat.v4.new_code_cell(PRINT_FIGURE_COUNTS)]
     root = next(o.split("=", 1)[1] for o in data_overrides if o.startswith("data.root="))
     env = {"DEEPDEPTH_DATA": root, "DEEPDEPTH_STUDY": str(smoke_study), "DEEPDEPTH_NOTEBOOK_TINY": "1",
            "DEEPDEPTH_NOTEBOOK_OVERRIDES": " ".join(o for o in data_overrides if not o.startswith("data.root=")),
            "TMPDIR": str(tmp_path), "MPLBACKEND": "Agg"}
+    checkout_before = sorted((ROOT / "notebooks").rglob("*"))
     old = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
@@ -57,9 +81,20 @@ def test_notebook_executes(smoke_study, data_overrides, tmp_path):
     finally:
         for key, value in old.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    code = [cell for cell in nb.cells[1:own + 1] if cell.cell_type == "code"]
+    errors = [o for cell in code for o in cell.outputs if o.output_type == "error"]
     assert not errors
-    assert (tmp_path / "deepdepth-notebook-report" / "report.md").exists()
+    made = {int(n): count for n, count in json.loads(nb.cells[-1].outputs[0].text).items()}
+    shown = {cell.execution_count: sum("image/png" in o.get("data", {}) for o in cell.outputs) for cell in code}
+    assert sum(made.values()) >= 5, "the notebook makes its figures"
+    assert shown == {cell.execution_count: made.get(cell.execution_count, 0) for cell in code}, \
+        "each figure displayed once, by the cell that made it"
+    markdown = [o.data["text/markdown"] for cell in code for o in cell.outputs if "text/markdown" in o.get("data", {})]
+    printed = "".join(o.text for cell in code for o in cell.outputs if o.output_type == "stream")
+    assert any("## Study table" in text for text in markdown), "the report is rendered as markdown"
+    assert "## Study table" not in printed and "|---" not in printed, "no markdown printed as raw text"
+    assert len(list(tmp_path.glob("deepdepth-notebook-*/*/result.json"))) == 2  # its trials, in a temporary folder
+    assert sorted((ROOT / "notebooks").rglob("*")) == checkout_before
 
 
 def test_modern_study_ranks_all_ten_variants(data_overrides, tmp_path):
