@@ -8,8 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from .models import pack_memory_bytes
 from .models.blocks import WIDTHS
+from .study import MNIST_SIZES
 
-MNIST_SIZES = {"train": 60000, "test": 10000}
 SAMPLE_BYTES = 28 * 28 * 4 + 8  # a float32 image and its int64 label
 
 

@@ -6,23 +6,19 @@ import math
 from typing import Any, Iterable, Optional
 
 from .. import reference as ref
+from ..study import MNIST_SIZES, PROTOCOL, RUNTIME_KEYS
 from ..sweep.trials import unescape
 
 # Override keys and the names their values are recorded under in result.json / history rows.
 CANONICAL = {"optim.lr": "lr", "trainer.max_epochs": "epochs", "data.train_samples": "train_samples",
              "data.test_samples": "test_samples", "trainability.criterion": "criterion",
              "trainability.threshold": "threshold"}
-# The package's config defaults (conf/): what a run used when neither an override nor its
-# record says otherwise. None sample counts mean the whole of MNIST.
-DEFAULTS = {"lr": 0.01, "protocol": "correct", "epochs": 3, "train_samples": None, "test_samples": None,
-            "criterion": "test", "threshold": 0.2}
+DEFAULTS = PROTOCOL  # what a run used when neither an override nor its record says otherwise
 RECORDED = tuple(DEFAULTS)  # the settings a trial record carries
-FULL = {"train_samples": 60000, "test_samples": 10000}
-# Keys that do not change what is measured (where the data live, devices, logging).
-NEUTRAL = {"model", "experiment", "data.root", "data.check_md5", "data.download", "fast", "diagnostics", "seed",
-           "replicas", "trainer.accelerator", "trainer.devices", "trainer.enable_progress_bar",
-           "trainer.enable_model_summary", "trainer.enable_checkpointing", "trainer.log_every_n_steps",
-           "gpu_jobs_per_device", "optim.foreach", "search"}
+FULL = {f"{split}_samples": n for split, n in MNIST_SIZES.items()}
+# Keys that do not change what is measured: how a trial runs (``study.RUNTIME_KEYS``), where the
+# data live, and what names or numbers a run rather than setting it.
+NEUTRAL = {*RUNTIME_KEYS, "model", "experiment", "data.root", "seed", "replicas", "search"}
 VARIANT_FIELDS = ("activation", "norm", "residual", "init", "branch_gain")
 
 

@@ -5,15 +5,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
+from ..study import RUNTIME_KEYS
+
 OWNED = ("k", "seed", "replicas", "depths", "seeds", "inits")  # set by the sweeper per job, never part of a combination
-# where and how a job runs, not what it trains: passed on to the jobs, never part of a trial's
-# identity, so a sweep resumed with other devices, loggers or jobs per GPU finds its trials
-# (data.root stays in it: another root may hold other data). trainer.benchmark (cuDNN times its
-# float32 algorithms and keeps the fastest) and memory_format (the tensors' layout) change only
-# the kernels: the same arithmetic, summed in another order; flush_denormal zeroes only floats
-# below float32's normal range, which a network near its trainable limit does not reach.
-RUNTIME = ("gpu_jobs_per_device", "trainer.devices", "trainer.accelerator", "trainer.enable_progress_bar",
-           "trainer.benchmark", "memory_format", "flush_denormal", "logger", "data.download", "data.check_md5")
+RUNTIME = RUNTIME_KEYS  # not part of a trial's identity (``deepdepth.study``)
 INIT = "model.init"  # combinations that differ only here train packed, one init per replica
 SETTINGS = ("model", "lr", "protocol", "epochs", "criterion", "threshold", "train_samples", "test_samples")
 

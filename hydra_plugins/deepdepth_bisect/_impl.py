@@ -27,12 +27,11 @@ from deepdepth.seeds import seed_error
 from deepdepth.sweep.records import recorded_seed_schemes
 from deepdepth.sweep.setup import (assumed_limits, build_searches, check_options, hint_for, mean_field_limit,
                                    print_plan, with_mixing)
-from deepdepth.study import WIDTHS
+from deepdepth.study import MNIST_SIZES, WIDTHS
 from deepdepth.sweep.cost import device_name, steps_per_trial, width_cost
 from deepdepth.sweep.trials import Job, Outcome
 
 log = logging.getLogger("deepdepth.sweep")
-MNIST_SIZES = (60000, 10000)
 
 
 class BisectError(CompactHydraException):
@@ -122,8 +121,8 @@ def outcome(num: int, job: Job, ret) -> Outcome:
 
 
 def composed(cfg: DictConfig) -> Composed:
-    train = cfg.data.get("train_samples") or MNIST_SIZES[0]
-    test = cfg.data.get("test_samples") or MNIST_SIZES[1]
+    train = cfg.data.get("train_samples") or MNIST_SIZES["train"]
+    test = cfg.data.get("test_samples") or MNIST_SIZES["test"]
     batch, epochs = int(cfg.data.batch_size), int(cfg.trainer.max_epochs)
     widths = cfg.model.get("widths")
     widths = tuple(widths) if widths is not None and tuple(widths) != WIDTHS else None
