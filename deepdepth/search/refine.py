@@ -50,14 +50,14 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-from ..confidence import Crossing, half_trainable_depth
+from ..confidence import LEVEL, Crossing, half_trainable_depth
 from .base import Search, combine
 
 class Refine:
     """A ``Search`` that is its base, then a refinement phase (see the module docstring)."""
 
     def __init__(self, base: Search, width: float, max_seeds: int = 24, batch: int = 4,
-                 probes: int = 2, min_seeds: int = 8, level: float = 0.97):
+                 probes: int = 2, min_seeds: int = 8, level: float = LEVEL):
         if not width > 0 or batch < 1 or probes < 1:
             raise ValueError("width must be > 0, batch and probes >= 1")
         if max_seeds < len(base.seeds):
@@ -207,7 +207,7 @@ class Refine:
         return fit.low is not None and fit.high is not None and fit.high - fit.low < self.width
 
     def centre(self, fit: Crossing) -> float:
-        return fit.k50 if fit.k50 is not None else self.base.k_star + self.step / 2
+        return fit.centre if fit.centre is not None else self.base.k_star + self.step / 2
 
     def bracket(self, fit: Crossing) -> tuple[int, int]:
         """The grid depths just below and just above k50 (k50 on the grid: it and the next)."""
