@@ -88,7 +88,8 @@ def study_markdown(conf: list[Confidence], trials: list[Trial]) -> str:
 def confidence_markdown(conf: list[Confidence]) -> str:
     keys = columns(conf)
     rows = [[r.variant, *setting_cells(r.combination, keys), "; ".join(map(depth_cell, r.depths)) or "—",
-             str(r.limit), str(r.trials), r.k_star_str + ("" if r.combination.rule == "majority" else f" (rule: {r.combination.rule})")
+             str(r.limit), str(r.trials),
+             r.k_star_str + ("" if r.combination.rule == "majority" else f" (rule: {r.combination.rule})")
              + ("" if r.combination.done else " (unfinished)")] for r in conf]
     return table(["variant", *keys, "per depth: trained/seeds = fraction [Wilson 95%]",
                   f"measured limit (k50 [{INTERVAL}])", "trials", "k* (search)"], rows)
@@ -181,9 +182,9 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
               f"fit in log depth pooled over the combination's trials, counted in 'trials') with its {INTERVAL} "
               "profile-likelihood interval, where the probes cross 50% (how often it holds the true k50 in "
               "simulated studies: benchmarks/calibration.md); where the data are separated (all trained at one "
-              "depth, none at the next probed) no point: the bracket between the two and its interval; where no probe is below 50% trainable, or the fit puts k50 beyond the "
-              "deepest probe, only a lower bound (> the deepest probe with a majority trained), never an "
-              "extrapolation. k*: the last trainable depth under the sweep's rule.", "",
+              "depth, none at the next probed) no point: the bracket between the two and its interval; where no "
+              "probe is below 50% trainable, or the fit puts k50 beyond the deepest probe, only a lower bound "
+              "(> the deepest probe with a majority trained), never an extrapolation. k*: the last trainable depth under the sweep's rule.", "",
               confidence_markdown(conf), "",
               "## Comparison with the original study", "",
               f"Reference: SPEC section 6, one seed per probe, lr {show(ref.SETTINGS['lr'])}, "

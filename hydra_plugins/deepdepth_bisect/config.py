@@ -8,7 +8,7 @@ from omegaconf import MISSING
 
 @dataclass
 class RefineConf:
-    width: Optional[float] = None  # layers: train more seeds until k50's 95% interval is narrower (null: off)
+    width: Optional[float] = None  # layers: more seeds until k50's interval is narrower (null: off)
     max_seeds: int = 24  # per depth
     batch: int = 4  # seeds added per refinement probe
 
