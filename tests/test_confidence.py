@@ -81,3 +81,14 @@ def test_all_or_nothing():
     assert half_trainable_depth([3, 6, 9], [True] * 3).low == 9
     assert half_trainable_depth([3, 6, 9], [True] * 3).k50 is None
     assert half_trainable_depth([3, 6, 9], [False] * 3).high == 3
+
+
+def test_ends_past_the_old_search_range_match_an_independent_recomputation():
+    """Two committed study points whose 95% high end lies beyond 1.65x the deepest probe, where
+    the report used to print an open end: cnn_elu_bn (original protocol) and the phase diagram
+    at sigma_w^2 = 0.4; an independent recomputation found 418.6 and 20.2."""
+    elu_bn = half_trainable_depth([102] * 3 + [126] * 3 + [153] * 3 + [156] * 3 + [159] * 3,
+                                  [1, 1, 1] * 2 + [1, 1, 0] + [1, 0, 0] + [1, 1, 0], level=0.95)
+    assert elu_bn.high == pytest.approx(418.6, rel=0.002)
+    phase = half_trainable_depth([3] * 3 + [6] * 3 + [9] * 3 + [12] * 3, [1] * 9 + [1, 0, 0], level=0.95)
+    assert phase.high == pytest.approx(20.2, rel=0.005)
