@@ -10,6 +10,7 @@ from deepdepth import report
 from deepdepth.report import figures
 from deepdepth.report.phase import HEAD, gain_sweep, phase_markdown, phase_rows, theory_curves
 from deepdepth.report.render import render_report
+from deepdepth.report.stats import INTERVAL
 
 ORDERED = (0.25, 0.4, 0.55, 0.7, 0.8)
 # per sigma_w^2: trained/seeds at the probed depths, crossing 50% deeper as sigma_w^2 nears 1
@@ -72,10 +73,10 @@ def test_rows_against_6_xi():
     # the package's net: the input conv maps nothing, so one layer more than 6 xi for a uniform fan-in net
     assert first["mean-field k (decay <= 6 e-folds)"] == "5.33"
     lim = points[0].row.limit
-    assert lim.kind == "k50" and first["measured k50 [95%]"] == str(lim)
+    assert lim.kind == "k50" and first[f"measured k50 [{INTERVAL}]"] == str(lim)
     six = 6 / math.log(4)
     assert first["k50 / 6 xi"] == f"{lim.value / six:.2g} [{lim.low / six:.2g}, {lim.high / six:.2g}]"
-    assert cells["0.8"]["measured k50 [95%]"] == "> 48 (lower bound)" and cells["0.8"]["k50 / 6 xi"] == \
+    assert cells["0.8"][f"measured k50 [{INTERVAL}]"] == "> 48 (lower bound)" and cells["0.8"]["k50 / 6 xi"] == \
         f"> {48 / (-6 / math.log(0.8)):.2g}"
     assert (cells["1"]["phase"], cells["1"]["6 xi"], cells["1"]["k50 / 6 xi"]) == ("critical", "∞", "—")
     chaotic = cells["1.5"]

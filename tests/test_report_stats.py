@@ -26,7 +26,18 @@ def test_k50_where_the_probes_cross_half():
     expect = half_trainable_depth([3] * 3 + [6] * 3 + [12] * 3, [1, 1, 1, 1, 0, 0, 0, 0, 0])
     assert (row.limit.kind, row.limit.value, row.limit.low, row.limit.high) == ("k50", expect.k50, expect.low,
                                                                                 expect.high)
-    assert str(row.limit) == "6.0 [3.4, 8.2]" and row.limit.slope > 0
+    assert str(row.limit) == "6.0 [1.9, 11.4]" and row.limit.slope > 0 and row.limit.bracket is None
+
+
+def test_a_separated_pair_is_a_bracket_not_a_point():
+    """All trained at 15, none at 18, nothing between: the limit prints as the bracket (no k50),
+    its interval at least the two depths, exactly them when enough seeds agree on each side."""
+    row = confidence("resnet_nobn", {9: (3, 3), 15: (3, 3), 18: (0, 3), 24: (0, 3)}, k_star=15)
+    lim = row.limit
+    assert lim.kind == "k50" and lim.bracket == (15, 18) and str(lim).startswith("15–18 (bracket) [")
+    assert lim.low <= 15 and lim.high >= 18 and 15 < lim.value < 18
+    sure = confidence("resnet_nobn", {15: (8, 8), 18: (0, 8)}, k_star=15).limit
+    assert str(sure) == "15–18 (bracket) [15, 18]"
 
 
 def test_no_extrapolated_limit():

@@ -311,11 +311,13 @@ def test_refinement_trains_more_seeds_and_reports_its_interval():
     base = GallopSearch(seed_scheme="shared", upper=30, seeds=3, parallel=2)
     limits = {0: 12}
     backend = FakeBackend(limits)
-    rows = make([combo(0, ["model=a"], search=Refine(base, width=3.0, max_seeds=12))], backend).run()
+    # every seed trains at 12 and none at 15: the interval is that bracket, one grid step wide
+    rows = make([combo(0, ["model=a"], search=Refine(base, width=3.5, max_seeds=12))], backend).run()
     row = rows[0]
     assert row["search"] == "Refine(GallopSearch)" and row["k_star"] == 12
     refine = row["refine"]
-    assert refine["reached"] and refine["high"] - refine["low"] <= 3.0 and 12 <= refine["k50"] <= 15
+    assert refine["reached"] and (refine["low"], refine["high"]) == (12, 15)
+    assert refine["k50"] is None and refine["bracket"] == [12, 15]
     assert max(int(n) for n in refine["seeds_at"].values()) > 3  # seeds beyond the base's three
     assert len({(k, s) for _, k, seeds in backend.launched for s in seeds}) == \
         sum(len(seeds) for _, _, seeds in backend.launched)  # no (depth, seed) trained twice
@@ -327,14 +329,15 @@ def test_the_report_shows_the_refinement(tmp_path):
     from deepdepth.report import load_frontier, load_sweep, render_report
     from deepdepth.search import Refine
 
-    combos = [combo(0, ["model=cnn_tanh"], search=Refine(GallopSearch(seed_scheme="shared", upper=30, seeds=3, parallel=2), width=3.0,
+    combos = [combo(0, ["model=cnn_tanh"], search=Refine(GallopSearch(seed_scheme="shared", upper=30, seeds=3, parallel=2), width=3.5,
                                                          max_seeds=12))]
     sweep = Sweep(tmp_path, combos, FakeBackend({0: 12}), CostModel("cpu"), Options())
     sweep.run()
     doc = json.loads((tmp_path / "frontier.json").read_text())
     assert doc["frontier"][0]["refine"]["reached"]
     text = render_report(load_frontier(tmp_path), load_sweep(tmp_path), mean_field=False)
-    assert "## Precision (refinement phase)" in text and "interval narrower than 3" in text
+    assert "## Precision (refinement phase)" in text and "interval narrower than 3.5" in text
+    assert "12–15 (bracket) [12, 15]" in text
 
 
 def test_mixed_packs_are_halved_until_they_fit_the_device():

@@ -20,7 +20,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 from .compare import NO_SETTINGS, compare_reference
 from .phase import gain_sweep, theory_curves
 from .render import NotDrawn
-from .stats import Confidence
+from .stats import INTERVAL, Confidence
 
 Draw = Callable[[list[Confidence]], Figure]
 FIGURES: dict[str, Draw] = {}  # drawn for every sweep
@@ -108,7 +108,7 @@ def depth_axis(ax, depths: list[float], axis: str = "x") -> None:
 def fraction_trainable(conf: list[Confidence]) -> Figure:
     """Fraction of seeds that train against depth: Wilson 95% bars, the seeds behind each point
     (in the legend when every depth has the same number), the fitted logistic curve behind each
-    k50 and its interval as a band near the 50% line (arrows: only a bound)."""
+    k50 and its interval (confidence.LEVEL) as a band near the 50% line (arrows: only a bound)."""
     fig = Figure(figsize=(10, 6.5), layout="constrained")
     ax = fig.subplots()
     st = style(conf)
@@ -143,14 +143,14 @@ def fraction_trainable(conf: list[Confidence]) -> Figure:
     depth_axis(ax, depths)
     ax.set(xlabel="depth k (conv layers, log scale)", ylabel="fraction of seeds trainable", ylim=(-0.06, 1.06),
            title="Seeds that train (bars: 95% Wilson intervals; curves: fitted logistic; bands near 50%:\n"
-                 "k50's 95% interval; arrows: only a bound, where no probe crosses 50%)")
+                 f"k50's {INTERVAL} interval; arrows: only a bound, where no probe crosses 50%)")
     fig.legend(loc="outside lower center", ncols=2, fontsize="small")
     return fig
 
 
 @registered("depth_limits")
 def depth_limits(conf: list[Confidence]) -> Figure:
-    """Per combination the measured limit (k50 and its 95% interval, or an arrow for a bound)
+    """Per combination the measured limit (k50 and its interval, or an arrow for a bound)
     beside the original study's k* (x) and its failed probe (|), where its settings apply."""
     comparison = compare_reference(conf)
     fig = Figure(figsize=(9.5, 0.45 * len(conf) + 2.6), layout="constrained")
@@ -185,7 +185,7 @@ def depth_limits(conf: list[Confidence]) -> Figure:
     depth_axis(ax, depths or [lo * 1.25, hi / 1.25])  # ticks at depths that exist, labels exact
     ax.grid(axis="x", alpha=0.3)
     ax.set(xlabel="depth k (conv layers, log scale)", title="Measured depth limit vs the original study")
-    fig.legend(handles=[Line2D([], [], color="gray", marker="o", lw=2.5, label="k50 and 95% interval"),
+    fig.legend(handles=[Line2D([], [], color="gray", marker="o", lw=2.5, label=f"k50 and {INTERVAL} interval"),
                         Line2D([], [], color="gray", lw=2.5, marker=">", label="bound only (arrow: open side)"),
                         Line2D([], [], color="k", marker="x", mew=2, ls="none", label="reference k* (one seed)"),
                         Line2D([], [], color="k", marker="|", ms=12, mew=2, ls="none", label="its next probe: failed")],
@@ -267,7 +267,7 @@ def _theory_grid(lo: float, hi: float) -> np.ndarray:
 def phase_diagram(conf: list[Confidence]) -> Figure:
     """Per family of a gain sweep: the fraction of seeds that train over (sigma_w^2, depth), each probed
     depth's cell reaching halfway to the next probe; mean field's 6 xi over it (and 6/ln chi_1 where
-    gradients explode); the measured k50 with its 95% interval (arrows: only a bound)."""
+    gradients explode); the measured k50 with its interval (arrows: only a bound)."""
     families = gain_sweep(conf)
     fig = Figure(figsize=(6.5 * len(families) + 1.5, 6.8), layout="constrained")
     axes = fig.subplots(1, len(families), sharey=True, squeeze=False)[0]
@@ -312,7 +312,7 @@ def phase_diagram(conf: list[Confidence]) -> Figure:
                  label="fraction of seeds trainable (text: trained/seeds at the probe; cell: to halfway)")
     curves = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}  # any panel's
     handles = list(curves.values()) + [
-        Line2D([], [], marker="o", mfc="white", mec="k", color="k", label="measured k50, 95% interval"),
+        Line2D([], [], marker="o", mfc="white", mec="k", color="k", label=f"measured k50, {INTERVAL} interval"),
         Line2D([], [], marker="$\\uparrow$", ms=10, color="k", ls="none",
                label="bound only: no probe crosses 50% (arrow: open side)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")

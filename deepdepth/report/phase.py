@@ -15,7 +15,7 @@ import numpy as np
 from ..meanfield import TRAINABLE_XI, Prediction, predict, stage
 from .markdown import table
 from .settings import label, variant_of, varying
-from .stats import Confidence
+from .stats import INTERVAL, Confidence
 
 SAME = 1e-6  # relative: stages whose sigma_w^2 agree this closely make a uniform network
 
@@ -113,6 +113,9 @@ def ratio_cell(p: PhasePoint) -> str:
     if not math.isfinite(ref) or ref <= 0 or lim.kind == "none":
         return "—"
     r = lambda x: "∞" if x is None else f"{x / ref:.2g}"  # noqa: E731
+    if lim.kind == "k50" and lim.bracket:
+        low = "0" if lim.low is None else r(lim.low)
+        return f"{r(lim.bracket[0])}–{r(lim.bracket[1])} (bracket) [{low}, {r(lim.high)}]"
     if lim.kind == "k50":
         return f"{r(lim.value)} [{'0' if lim.low is None else r(lim.low)}, {r(lim.high)}]"
     return ("> " if lim.kind == "above" else "< ") + r(lim.value)
@@ -126,7 +129,7 @@ def num(x: Optional[float]) -> str:
 
 
 HEAD = ["sigma_w^2", "init", "phase", "xi (layers)", "6 xi", "mean-field k (decay <= 6 e-folds)",
-        "6/ln chi_1 (gradient growth)", "measured k50 [95%]", "k50 / 6 xi"]
+        "6/ln chi_1 (gradient growth)", f"measured k50 [{INTERVAL}]", "k50 / 6 xi"]
 
 
 def phase_rows(points: list[PhasePoint]) -> list[list[str]]:

@@ -14,7 +14,7 @@ from .markdown import table
 from .phase import gain_sweep, phase_markdown
 from .provenance import devices_line
 from .settings import show, varying
-from .stats import Confidence, DepthPoint, Ranked, confidence_table, rank_variants
+from .stats import INTERVAL, Confidence, DepthPoint, Ranked, confidence_table, rank_variants
 from .theory import mean_field_rows, prediction_cells
 
 
@@ -105,10 +105,11 @@ def study_markdown(conf: list[Confidence], trials: list[Trial]) -> str:
 def confidence_markdown(conf: list[Confidence]) -> str:
     keys = columns(conf)
     rows = [[r.variant, *setting_cells(r.combination, keys), "; ".join(map(depth_cell, r.depths)) or "—",
-             str(r.limit), r.k_star_str + ("" if r.combination.rule == "majority" else f" (rule: {r.combination.rule})")
+             str(r.limit), str(r.trials),
+             r.k_star_str + ("" if r.combination.rule == "majority" else f" (rule: {r.combination.rule})")
              + ("" if r.combination.done else " (unfinished)")] for r in conf]
-    return table(["variant", *keys, "per depth: trained/seeds = fraction [Wilson 95%]", "measured limit",
-                  "k* (search)"], rows)
+    return table(["variant", *keys, "per depth: trained/seeds = fraction [Wilson 95%]",
+                  f"measured limit (k50 [{INTERVAL}])", "trials", "k* (search)"], rows)
 
 
 def comparison_markdown(comparison: list[Comparison]) -> str:
@@ -151,30 +152,30 @@ def phase_section(conf: list[Confidence], figures: list, variants: Optional[dict
             "correlation depth scale and gradients grow over 1/ln chi_1 layers; at 1 (critical) xi is "
             "infinite. Trainable up to about 6 xi; the mean-field k is the depth over which the package's own "
             "net decays by 6 e-folds (the input conv maps nothing, width-changing convs at their own "
-            "sigma_w^2). Measured: k50 and its 95% "
+            f"sigma_w^2). Measured: k50 and its {INTERVAL} "
             "interval, as in the confidence table; the ratio k50 / 6 xi says how far 6 xi misses.", "",
             phase_markdown(families), *([""] + drawn if drawn else [])]
 
 
 def precision_section(conf: list[Confidence]) -> list[str]:
-    """The refinement phase's result: k50 with its calibrated interval and the seeds it took."""
-    rows = [(r.combination, r.combination.extra["refine"]) for r in conf if r.combination.extra.get("refine")]
+    """The refinement phase: the width asked for, whether it was reached and the seeds it took.
+    Its k50 is the confidence table's (one fit over the same trials at the one level), not a
+    second number."""
+    rows = [(r, r.combination.extra["refine"]) for r in conf if r.combination.extra.get("refine")]
     if not rows:
         return []
     keys = columns(conf)
     table_rows = []
-    for c, f in rows:
-        bound = lambda x, open_: open_ if x is None else f"{x:.1f}"
-        span = "—" if f["k50"] is None else f"{f['k50']:.1f} [{bound(f['low'], '0')}, {bound(f['high'], '∞')}]"
+    for r, f in rows:
         seeds = "; ".join(f"{k}: {n}" for k, n in f["seeds_at"].items())
-        table_rows.append([c.model, *setting_cells(c, keys), span, f"{f['width']:g}",
+        table_rows.append([r.variant, *setting_cells(r.combination, keys), str(r.limit), f"{f['width']:g}",
                            "yes" if f["reached"] else "no", f"{sum(f['seeds_at'].values())}", seeds, f["stopped"]])
-    level = rows[0][1]["level"]
     return ["", "## Precision (refinement phase)", "",
-            f"After the search, more seeds where they narrow k50's interval most, until it is narrower than the "
-            f"width asked for. The interval is the profile-likelihood cut at {100 * level:g}%, which covered the "
-            "true k50 in 95.6% of simulated studies (deepdepth/search/refine.py).", "",
-            table(["variant", *keys, f"k50 [{100 * level:g}%]", "width asked", "reached", "trials",
+            "After the search, more seeds where they narrow k50's interval most, until it is narrower than the "
+            f"width asked for. k50 and its {INTERVAL} interval as in the confidence table (the same trials); "
+            "how often such an interval holds the true k50 in simulated studies: benchmarks/calibration.md "
+            "(deepdepth/calibration.py).", "",
+            table(["variant", *keys, f"k50 [{INTERVAL}]", "width asked", "reached", "trials",
                    "seeds per depth", "stopped"], table_rows)]
 
 
@@ -195,10 +196,12 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
               "## Confidence per combination", "",
               "Per probed depth: seeds that trained / seeds with a verdict (crashed trials excluded), the fraction "
               "and its 95% Wilson interval. Measured limit: k50, the depth where half the seeds train (a logistic "
-              "fit in log depth pooled over the combination's trials) with its 95% profile-likelihood interval, "
-              "where the probes cross 50%; where no probe is below 50% trainable, or the fit puts k50 beyond the "
-              "deepest probe, only a lower bound (> the deepest probe with a majority trained), never an "
-              "extrapolation. k*: the last trainable depth under the sweep's rule.", "",
+              f"fit in log depth pooled over the combination's trials, counted in 'trials') with its {INTERVAL} "
+              "profile-likelihood interval, where the probes cross 50% (how often it holds the true k50 in "
+              "simulated studies: benchmarks/calibration.md); where the data are separated (all trained at one "
+              "depth, none at the next probed) no point: the bracket between the two and its interval; where no "
+              "probe is below 50% trainable, or the fit puts k50 beyond the deepest probe, only a lower bound "
+              "(> the deepest probe with a majority trained), never an extrapolation. k*: the last trainable depth under the sweep's rule.", "",
               confidence_markdown(conf), "",
               "## Comparison with the original study", "",
               f"Reference: the original study's searches, one seed per probe, lr {show(ref.SETTINGS['lr'])}, "

@@ -10,9 +10,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..confidence import half_trainable_depth, wilson
+from ..confidence import LEVEL, half_trainable_depth, wilson
 from .load import Combination, Trial
 from .settings import varying
+
+INTERVAL = f"{100 * LEVEL:g}%"  # the one level of every k50 interval the report prints
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,12 @@ class DepthPoint:
 
 @dataclass(frozen=True)
 class Limit:
-    """A measured depth limit. kind 'k50': the 50% depth with its 95% interval (None: open side)
-    and the fitted logistic slope; 'above': every probe trained in at least half the seeds, or
-    the fit put k50 beyond the deepest probe: the limit is > ``value``, the deepest probe with a
+    """A measured depth limit. kind 'k50': the 50% depth with its interval at confidence.LEVEL
+    (None: open side) and the fitted logistic slope; where the data are separated (``bracket``:
+    the deepest depth where all trained, the shallowest where none did, nothing probed between)
+    there is no estimate: ``value`` is only the bracket's geometric middle, for sorting and
+    drawing, and the limit prints as the bracket; 'above': every probe trained in at least half
+    the seeds, or the fit put k50 beyond the deepest probe: the limit is > ``value``, the deepest probe with a
     majority trained; 'below': the mirror image (< the shallowest probe where most failed);
     'none': no trial with a verdict."""
     kind: str
@@ -59,6 +64,7 @@ class Limit:
     low: Optional[float] = None
     high: Optional[float] = None
     slope: Optional[float] = None
+    bracket: Optional[tuple[float, float]] = None
 
     @property
     def bounds(self) -> tuple[Optional[float], Optional[float]]:
@@ -67,6 +73,8 @@ class Limit:
                 "below": (None, self.value)}.get(self.kind, (None, None))
 
     def __str__(self) -> str:
+        if self.kind == "k50" and self.bracket:
+            return f"{fmt_k(self.bracket[0])}–{fmt_k(self.bracket[1])} (bracket) {span(self.low, self.high)}"
         if self.kind == "k50":
             return f"{fmt_k(self.value)} {span(self.low, self.high)}"
         if self.kind == "above":
@@ -122,12 +130,12 @@ def measured_limit(trials: list[Trial]) -> Limit:
         return Limit("none")
     points = next(iter(depth_points(counted).values()))
     ks, ys = [t.k for t in counted], [bool(t.trainable) for t in counted]
-    fit = half_trainable_depth(ks, ys)
-    if all(2 * d.passes >= d.n for d in points) or (fit.k50 is not None and fit.k50 > points[-1].k):
+    fit = half_trainable_depth(ks, ys, level=LEVEL)
+    if all(2 * d.passes >= d.n for d in points) or (fit.centre is not None and fit.centre > points[-1].k):
         return Limit("above", max([d.k for d in points if d.majority] or [d.k for d in points]))
-    if all(2 * d.passes <= d.n for d in points) or (fit.k50 is not None and fit.k50 < points[0].k):
+    if all(2 * d.passes <= d.n for d in points) or (fit.centre is not None and fit.centre < points[0].k):
         return Limit("below", min([d.k for d in points if 2 * d.passes < d.n] or [d.k for d in points]))
-    return Limit("k50", fit.k50, fit.low, fit.high, logistic_slope(ks, ys, fit.k50))
+    return Limit("k50", fit.centre, fit.low, fit.high, logistic_slope(ks, ys, fit.centre), fit.bracket)
 
 
 def logistic_slope(depths: list[int], trained: list[bool], k50: float) -> float:

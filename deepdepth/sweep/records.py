@@ -182,5 +182,6 @@ def refinement(search) -> dict:
                        "reached": search.reached,
                        "seed_scheme": search.seed_scheme,
                        "stopped": search.stopped, "k50": iv.k50 if iv else None,
+                       "bracket": list(iv.bracket) if iv and iv.bracket else None,
                        "low": iv.low if iv else None, "high": iv.high if iv else None,
                        "seeds_at": {str(k): n for k, n in sorted(search.seeds_at.items())}}}

@@ -7,7 +7,7 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class RefineConf:
-    width: Optional[float] = None  # layers: train more seeds until k50's 95% interval is narrower (null: off)
+    width: Optional[float] = None  # layers: more seeds until k50's interval is narrower (null: off)
     fraction: Optional[float] = None  # or (and) until it is narrower than this fraction of k50, e.g. 0.25
     max_seeds: int = 24  # per depth
     batch: int = 4  # seeds added per refinement probe
