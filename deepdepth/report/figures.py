@@ -15,8 +15,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
+from .axes import cell_edges, depth_axis, theory_grid
 from .compare import NO_SETTINGS, compare_reference
 from .phase import gain_sweep, theory_curves
 from .render import NotDrawn
@@ -84,24 +84,6 @@ def style(conf: list[Confidence]) -> Callable[[Confidence], dict]:
     lrs = list(dict.fromkeys(str(r.combination.lr) for r in conf))
     return lambda r: dict(color=colors[r.combination.combo], ls="-" if r.combination.protocol == "correct" else "--",
                           marker="osD^v<>ph*"[lrs.index(str(r.combination.lr)) % 10])
-
-
-def depth_axis(ax, depths: list[float], axis: str = "x") -> None:
-    """Log depth axis with integer labels: 1-2-3-5 per decade, or the probed depths themselves
-    (thinned) when the range spans less than about a decade."""
-    lo, hi = min(depths), max(depths)
-    ticks = [m * 10 ** e for e in range(0, 4) for m in (1, 2, 3, 5) if lo / 1.25 <= m * 10 ** e <= hi * 1.25]
-    if len(ticks) < 4:
-        ticks = []
-        for k in sorted({max(1, round(x)) for x in depths}):  # whole depths, so each label is where it says
-            if not ticks or k / ticks[-1] >= 1.12:
-                ticks.append(k)
-    which = ax.xaxis if axis == "x" else ax.yaxis
-    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-    which.set_major_locator(FixedLocator(ticks))
-    which.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}"))
-    which.set_minor_locator(NullLocator())
-    which.set_minor_formatter(NullFormatter())
 
 
 @registered("fraction_trainable")
@@ -238,31 +220,6 @@ def combination_errors(r: Confidence) -> Figure:
     return fig
 
 
-def _edges(xs: list[float], log: bool = False) -> list[tuple[float, float]]:
-    """Cells around sorted points, meeting halfway (geometrically when ``log``); the outer cells as wide
-    as their inner neighbours' half (a lone point: 12% either side)."""
-    t = [math.log(x) if log else x for x in xs]
-    half = [(b - a) / 2 for a, b in zip(t, t[1:])]
-    outer = (half[0], half[-1]) if half else (abs(t[0]) * 0.12 or 0.12,) * 2
-    if log:
-        half, outer = [min(h, math.log(1.25)) for h in half], tuple(min(h, math.log(1.25)) for h in outer)
-    inner = [a + h for a, h in zip(t, half)]
-    lows, highs = [t[0] - outer[0]] + inner, inner + [t[-1] + outer[1]]
-    back = math.exp if log else (lambda x: x)
-    return [(back(a), back(b)) for a, b in zip(lows, highs)]
-
-
-def _theory_grid(lo: float, hi: float) -> np.ndarray:
-    """sigma_w^2 from lo to hi, dense towards criticality (1), where 6 xi diverges."""
-    grid = [np.linspace(lo, hi, 40)]
-    if lo < 1:
-        grid.append(1 - np.geomspace(1e-3, 1 - lo, 15))
-    if hi > 1:
-        grid.append(1 + np.geomspace(1e-3, hi - 1, 25))
-    g = np.unique(np.concatenate(grid))
-    return g[(g >= lo) & (g <= hi)]
-
-
 @registered("phase_diagram", applies=lambda conf: bool(gain_sweep(conf)))
 def phase_diagram(conf: list[Confidence]) -> Figure:
     """Per family of a gain sweep: the fraction of seeds that train over (sigma_w^2, depth), each probed
@@ -275,16 +232,16 @@ def phase_diagram(conf: list[Confidence]) -> Figure:
     depths = [d.k for ps in families.values() for p in ps for d in p.row.depths] or [3, 48]
     k_lo, k_hi = min(depths) / 1.35, max(depths) * 1.6
     for ax, (name, points) in zip(axes, families.items()):
-        columns = _edges([p.sigma_w2 for p in points])
+        columns = cell_edges([p.sigma_w2 for p in points])
         for p, (a, b) in zip(points, columns):
             if p.row.depths:
-                rows = _edges([d.k for d in p.row.depths], log=True)
+                rows = cell_edges([d.k for d in p.row.depths], log=True)
                 ax.pcolormesh([a, b], [rows[0][0]] + [high for _, high in rows],
                               [[d.fraction] for d in p.row.depths], cmap=cmap, norm=norm, edgecolors="face")
                 for d in p.row.depths:  # trained / seeds at the probed depth itself
                     ax.text(a + 0.06 * (b - a), d.k, f"{d.passes}/{d.n}", fontsize=7, ha="left", va="center",
                             color="w" if abs(d.fraction - 0.5) > 0.35 else "k")
-        x = _theory_grid(columns[0][0], columns[-1][1])
+        x = theory_grid(columns[0][0], columns[-1][1])
         six_xi, gradient = theory_curves(points[0].activation, x)
         ax.plot(x, np.minimum(six_xi, k_hi * 10), color="k", lw=2, label="6 ξ (mean field, σ_b = 0)")
         if np.isfinite(gradient).any():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
+from .points import majority_search
 from .settings import RECORDED, label, settings_of, show, value, varying
 
 
@@ -111,7 +112,6 @@ def load_frontier(sweep_dir, trials: Optional[list[Trial]] = None) -> list[Combi
     if doc is not None:
         combos = [_combination(sweep_dir, f, doc["history"]) for f in doc["frontier"]]
     else:
-        from .stats import majority_search
         trials = load_sweep(sweep_dir) if trials is None else trials
         combos = [majority_search(c, trials) for c in _job_trials(sweep_dir)[1]]
     keys = varying([c.settings for c in combos])

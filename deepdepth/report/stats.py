@@ -4,49 +4,17 @@ bound, never an extrapolation); the ranking by that limit."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from statistics import median
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ..confidence import LEVEL, half_trainable_depth, wilson
+from ..confidence import LEVEL, half_trainable_depth
 from .load import Combination, Trial
+from .points import DepthPoint, depth_points
 from .settings import varying
 
 INTERVAL = f"{100 * LEVEL:g}%"  # the one level of every k50 interval the report prints
-
-
-@dataclass(frozen=True)
-class DepthPoint:
-    """The seeds with a verdict at one depth."""
-    k: int
-    n: int
-    passes: int
-    test_errs: tuple = ()
-    train_errs: tuple = ()
-    diverged: int = 0
-
-    @property
-    def fraction(self) -> float:
-        return self.passes / self.n
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson(self.passes, self.n)
-
-    @property
-    def majority(self) -> bool:
-        return 2 * self.passes > self.n
-
-    # medians: with a few seeds, one failed seed must not drag a trainable depth's error up
-    @property
-    def test_err(self) -> Optional[float]:
-        return _median(self.test_errs)
-
-    @property
-    def train_err(self) -> Optional[float]:
-        return _median(self.train_errs)
 
 
 @dataclass(frozen=True)
@@ -111,18 +79,6 @@ class Confidence:
         return "none" if k is None else f"≥ {k} (censored)" if self.combination.censored else str(k)
 
 
-def depth_points(trials: list[Trial]) -> dict[int, list[DepthPoint]]:
-    """Per combination, per depth (sorted): the trials with a verdict."""
-    groups: dict[int, dict[int, list[Trial]]] = {}
-    for t in trials:
-        if t.counted:
-            groups.setdefault(t.combo, {}).setdefault(t.k, []).append(t)
-    return {ci: [DepthPoint(k, len(ts), sum(bool(t.trainable) for t in ts), tuple(t.test_err for t in ts),
-                            tuple(t.train_err for t in ts), sum(t.diverged for t in ts))
-                 for k, ts in sorted(by_k.items())]
-            for ci, by_k in sorted(groups.items())}
-
-
 def measured_limit(trials: list[Trial]) -> Limit:
     """The limit the counted trials support (see ``Limit``)."""
     counted = [t for t in trials if t.counted]
@@ -157,24 +113,6 @@ def confidence_table(frontier: list[Combination], trials: list[Trial]) -> list[C
         rows.append(Confidence(c, points.get(c.combo, []), measured_limit(mine),
                                trials=sum(t.counted for t in mine), crashed=sum(not t.counted for t in mine)))
     return rows
-
-
-def majority_search(c: Combination, trials: list[Trial]) -> Combination:
-    """A plain multirun's limit by the majority rule: the last depth, below any majority failure,
-    where most seeds trained."""
-    points = depth_points([t for t in trials if t.combo == c.combo]).get(c.combo, [])
-    if not points:
-        return c
-    ks = [d.k for d in points]
-    step = min((b - a for a, b in zip(ks, ks[1:])), default=3)
-    fails = [d.k for d in points if not d.majority]
-    passes = [d.k for d in points if d.majority and (not fails or d.k < min(fails))]
-    k_star = max(passes) if passes else None
-    above = next((d for d in points if d.k == (k_star or ks[0] - step) + step), None)
-    return replace(c, k_star=k_star, upper=ks[-1], step=step, seeds=max(d.n for d in points),
-                   confirmed=None if above is None else not above.majority,
-                   censored=bool(passes) and k_star == ks[-1], trials=sum(d.n for d in points),
-                   nonmonotone=tuple(d.k for d in points if fails and d.k > min(fails) and d.majority))
 
 
 @dataclass
@@ -232,8 +170,3 @@ def fmt_k(x) -> str:
 
 def span(low, high) -> str:
     return ("(0" if low is None else f"[{fmt_k(low)}") + ", " + ("∞)" if high is None else f"{fmt_k(high)}]")
-
-
-def _median(xs):
-    xs = [x for x in xs if x is not None]
-    return median(xs) if xs else None
