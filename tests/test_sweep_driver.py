@@ -337,7 +337,11 @@ def test_the_report_shows_the_refinement(tmp_path):
     assert doc["frontier"][0]["refine"]["reached"]
     text = render_report(load_frontier(tmp_path), load_sweep(tmp_path), mean_field=False)
     assert "## Precision (refinement phase)" in text and "interval narrower than 3.5" in text
-    assert "12–15 (bracket) [12, 15]" in text
+    assert "12–15 (bracket) [12, 15]" in text and "| 3.5 layers | yes |" in text
+    doc["frontier"][0]["refine"]["width"] = 2.0  # a record whose own rule called a wider interval narrow enough
+    (tmp_path / "frontier.json").write_text(json.dumps(doc))
+    text = render_report(load_frontier(tmp_path), load_sweep(tmp_path), mean_field=False)
+    assert "| 2 layers | no (reached under the interval rule of the run that trained it, not at this level) |" in text
 
 
 def test_mixed_packs_are_halved_until_they_fit_the_device():

@@ -3,6 +3,8 @@ the original study, the ranking with mean-field theory beside it. Every table th
 ``markdown.table``; every setting that varies between combinations is a column."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -45,7 +47,8 @@ def setting_cells(c: Combination, keys: list[str]) -> list[str]:
 
 def shared_settings(conf: list[Confidence]) -> str:
     """'Every combination: lr=0.01, ...' with the keys no record states named as assumed."""
-    keys = [k for k in dict.fromkeys(k for r in conf for k in r.combination.settings) if k not in columns(conf)]
+    keys = [k for k in dict.fromkeys(k for r in conf for k in r.combination.settings)
+            if k not in columns(conf) and k != "data.root"]  # where the data lay on one machine: no setting
     if not conf or not keys:
         return ""
     first = conf[0].combination
@@ -157,6 +160,18 @@ def phase_section(conf: list[Confidence], figures: list, variants: Optional[dict
             phase_markdown(families), *([""] + drawn if drawn else [])]
 
 
+def reached(r: Confidence, f: dict) -> str:
+    """Is the interval shown (the report's level) narrower than the width asked? The search's own
+    record may say otherwise: it stopped under the interval rule of the code that ran it."""
+    lim = r.limit
+    span = lim.high - lim.low if lim.low is not None and lim.high is not None else math.inf
+    now = (not f.get("width") or span < f["width"]) and (not f.get("fraction") or (
+        lim.value is not None and span < f["fraction"] * lim.value))
+    if now or not f["reached"]:
+        return "yes" if now else "no"
+    return "no (reached under the interval rule of the run that trained it, not at this level)"
+
+
 def precision_section(conf: list[Confidence]) -> list[str]:
     """The refinement phase: the width asked for, whether it was reached and the seeds it took.
     Its k50 is the confidence table's (one fit over the same trials at the one level), not a
@@ -168,8 +183,10 @@ def precision_section(conf: list[Confidence]) -> list[str]:
     table_rows = []
     for r, f in rows:
         seeds = "; ".join(f"{k}: {n}" for k, n in f["seeds_at"].items())
-        table_rows.append([r.variant, *setting_cells(r.combination, keys), str(r.limit), f"{f['width']:g}",
-                           "yes" if f["reached"] else "no", f"{sum(f['seeds_at'].values())}", seeds, f["stopped"]])
+        asked = " and ".join(([f"{f['width']:g} layers"] if f.get("width") else [])
+                             + ([f"{f['fraction']:g} of k50"] if f.get("fraction") else []))
+        table_rows.append([r.variant, *setting_cells(r.combination, keys), str(r.limit), asked,
+                           reached(r, f), f"{sum(f['seeds_at'].values())}", seeds, f["stopped"]])
     return ["", "## Precision (refinement phase)", "",
             "After the search, more seeds where they narrow k50's interval most, until it is narrower than the "
             f"width asked for. k50 and its {INTERVAL} interval as in the confidence table (the same trials); "
