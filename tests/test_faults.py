@@ -27,7 +27,7 @@ from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep,
 from deepdepth.sweep import claims
 from deepdepth.sweep.lock import LOCK_NAME, sweep_lock
 from deepdepth.files import atomic_write
-from deepdepth.sweep.setup import check_options
+from deepdepth.sweep.options import SweeperOptions
 
 # every depth trainable (errors under 95%): the search climbs to the bound, one job per seed and depth
 SWEEP = ["hydra/sweeper=bisect", "model=resnet_nobn", "trainability.threshold=0.95", "hydra.sweeper.upper=12",
@@ -341,6 +341,10 @@ def test_a_pack_too_big_for_the_device_is_refused_with_its_estimate(mnist_root, 
 
 SWEEPER_OPTIONS = {"upper": 24, "retries": 1, "seeds": 1, "parallel": 1, "max_replicas": 16, "time_budget": None,
                    "refine": {"width": None}}
+
+
+def check_options(options: dict) -> None:
+    SweeperOptions.from_mapping(options).check()
 
 
 @pytest.mark.parametrize("option,value", [("retries", -1), ("seeds", 0), ("parallel", 0), ("time_budget", 0),

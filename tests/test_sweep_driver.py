@@ -535,14 +535,15 @@ def test_a_resumed_combination_keeps_the_seed_scheme_its_trials_were_drawn_with(
              "refine": {"seed_scheme": "independent", "seeds_at": {"6": 7}}}]
     (tmp_path / "frontier.json").write_text(json.dumps({"frontier": rows}))
     recorded = recorded_seed_schemes(tmp_path)
-    opts = {"lower": 3, "step": 3, "parallel": 1, "seeds": 3, "rule": "majority", "confirm": True, "upper": 30,
-            "seed_scheme": "independent", "refine": {"width": 3.0, "seed_scheme": None}}
+    from deepdepth.sweep.options import SweeperOptions
+
+    opts = SweeperOptions.from_mapping({"seeds": 3, "upper": 30, "refine": {"width": 3.0}})
     old, tanh, new = build_searches([["model=cnn_elu"], ["model=cnn_tanh"], ["model=resnet"]], opts, 0, recorded)
     assert old.base.seeds_for(9) == [0, 1, 2] and old.seed_scheme == "shared"
     assert tanh.base.seed_scheme == tanh.seed_scheme == "independent"
     assert new.base.seed_scheme == "independent" and new.base.seeds_for(9) != [0, 1, 2]
-    extra = build_searches([["model=cnn_elu"]], {**opts, "refine": {"width": 3.0, "seed_scheme": "independent"}},
-                           0, recorded)[0]
+    opts = SweeperOptions.from_mapping({"seeds": 3, "upper": 30, "refine": {"width": 3.0, "seed_scheme": "independent"}})
+    extra = build_searches([["model=cnn_elu"]], opts, 0, recorded)[0]
     assert extra.base.seed_scheme == "shared" and extra.seed_scheme == "independent"  # shared study, new seeds
 
 

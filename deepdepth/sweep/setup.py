@@ -3,13 +3,12 @@ combination (its bound, its hint, an optional refinement), the limits a plan ass
 packs mix depths, and the dry run's printout."""
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, replace
 from typing import Any, Optional
 
 from ..search import make_search
-from ..seeds import SEED_SCHEMES
-from .combos import Combo, Options, SweepError
+from .combos import Combo, Options
+from .options import SweeperOptions
 from .records import params_id
 from .trials import combo_params
 from .cost import device_name, duration
@@ -40,56 +39,24 @@ def hint_for(model: Optional[str], hints: Any, other_init: Optional[tuple] = Non
     return dict(hints).get(model)
 
 
-def build_searches(grid: list[list[str]], opts: dict, base_seed: int, recorded: Optional[dict] = None) -> list:
+def build_searches(grid: list[list[str]], opts: SweeperOptions, base_seed: int,
+                   recorded: Optional[dict] = None) -> list:
     """One search per combination. ``recorded`` (``records.recorded_seed_schemes``): a
     combination the sweep dir already holds keeps the seed schemes its trials were drawn with."""
-    kw = {k: opts[k] for k in ("lower", "step", "parallel", "seeds", "rule", "confirm")}
-    upper_for = {o.replace(" ", ""): int(u) for o, u in (opts.get("upper_for") or {}).items()}
-    refine = {k: v for k, v in dict(opts.get("refine") or {}).items() if v is not None}
+    kw = {k: getattr(opts, k) for k in ("lower", "step", "parallel", "seeds", "rule", "confirm")}
+    upper_for = {o.replace(" ", ""): int(u) for o, u in (opts.upper_for or {}).items()}
+    refine = {k: v for k, v in asdict(opts.refine).items() if v is not None}
     out = []
     for overrides in grid:
         scheme, later = (recorded or {}).get(params_id(combo_params(overrides)),
-                                             (opts.get("seed_scheme") or "independent", None))
-        search = make_search(opts.get("search") or "gallop", **kw, seed=base_seed, seed_scheme=scheme,
-                             upper=bound_for(overrides, opts["upper"], upper_for))
+                                             (opts.seed_scheme, None))
+        search = make_search(opts.search or "gallop", **kw, seed=base_seed, seed_scheme=scheme,
+                             upper=bound_for(overrides, opts.upper, upper_for))
         if refine.get("width") is not None or refine.get("fraction") is not None:
             from deepdepth.search import Refine
             search = Refine(search, **{**refine, "seed_scheme": later or refine.get("seed_scheme")})
         out.append(search)
     return out
-
-
-def check_options(opts: dict) -> None:
-    """The sweeper's own numbers in range, one line naming the first that is not."""
-    def whole(v, least):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= least
-
-    def positive(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
-
-    if opts.get("upper") is None:  # the one option without a default: the sweep's bound
-        raise SweepError("bisect sweeper: hydra.sweeper.upper (the deepest depth searched, never trained past) "
-                         "is not set; add e.g. hydra.sweeper.upper=90")
-    refine = dict(opts.get("refine") or {})
-    for ok, key, want in ((whole(opts.get("retries"), 0), "retries", "an integer >= 0"),
-                          (whole(opts.get("seeds"), 1), "seeds", "an integer >= 1"),
-                          (whole(opts.get("parallel"), 1), "parallel", "an integer >= 1"),
-                          (whole(opts.get("max_replicas", 16), 1), "max_replicas", "an integer >= 1"),
-                          (opts.get("time_budget") is None or positive(opts.get("time_budget")), "time_budget",
-                           "a finite number of seconds > 0, or null"),
-                          (refine.get("width") is None or positive(refine.get("width")), "refine.width",
-                           "a finite number of layers > 0, or null"),
-                          (refine.get("fraction") is None or positive(refine.get("fraction")), "refine.fraction",
-                           "a fraction of k50 > 0, or null"),
-                          (whole(refine.get("max_seeds", 1), 1), "refine.max_seeds", "an integer >= 1"),
-                          (whole(refine.get("batch", 1), 1), "refine.batch", "an integer >= 1"),
-                          (opts.get("seed_scheme", "independent") in SEED_SCHEMES, "seed_scheme",
-                           f"one of {list(SEED_SCHEMES)}"),
-                          (refine.get("seed_scheme") in (None, *SEED_SCHEMES), "refine.seed_scheme",
-                           f"one of {list(SEED_SCHEMES)} or null")):
-        if not ok:
-            value = refine.get(key.split(".")[1]) if key.startswith("refine.") else opts.get(key)
-            raise SweepError(f"bisect sweeper: hydra.sweeper.{key} must be {want}, got {value!r}")
 
 
 def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],

@@ -25,7 +25,7 @@ from deepdepth.files import no_room
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepError, plan, scan
 from deepdepth.seeds import seed_error
 from deepdepth.sweep.records import recorded_seed_schemes
-from deepdepth.sweep.setup import (assumed_limits, build_searches, check_options, hint_for, mean_field_limit,
+from deepdepth.sweep.setup import (assumed_limits, build_searches, hint_for, mean_field_limit,
                                    print_plan, with_mixing)
 from deepdepth.study import MNIST_SIZES, WIDTHS
 from deepdepth.sweep.cost import device_name, steps_per_trial, width_cost
@@ -201,9 +201,9 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     opts, config = sweeper.options, sweeper.config
     backend = HydraBackend(sweeper.hydra_context, config, sweeper.launcher)
     sweep_dir = Path(config.hydra.sweep.dir)
-    params = [f"{k}={v}" for k, v in (opts.get("params") or {}).items()]
+    params = [f"{k}={v}" for k, v in (opts.params or {}).items()]
     try:
-        check_options(opts)
+        opts.check()
     except SweepError as e:
         raise BisectError(str(e)) from None
     logging.raiseExceptions = False  # a log file on a full disk: no stack dump per line (the sweep's error says it)
@@ -213,19 +213,19 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     except ValueError as e:
         raise BisectError(f"bisect sweeper: {e}") from None
     local = "slurm" not in str(OmegaConf.select(config, "hydra.launcher._target_", default="")).lower()
-    replicas = (opts["seeds"] if opts["pack"] else 1) if local and not opts.get("dry_run") else None
-    combos = check_combos(backend, grid, searches, opts.get("hints"), replicas)
-    dry = bool(opts.get("dry_run"))  # only a dry run warns of damaged records here: a sweep warns once, below
+    replicas = (opts.seeds if opts.pack else 1) if local and not opts.dry_run else None
+    combos = check_combos(backend, grid, searches, opts.hints, replicas)
+    dry = opts.dry_run  # only a dry run warns of damaged records here: a sweep warns once, below
     found, next_num = scan(sweep_dir, config.hydra.output_subdir, warn=dry) if sweep_dir.exists() else ({}, 0)
-    device = opts.get("device") or "auto"
+    device = opts.device or "auto"
     here = local_device() if device == "auto" else device
-    options = Options(retries=opts["retries"], pack=opts["pack"], time_budget=opts.get("time_budget"),
-                      max_replicas=opts.get("max_replicas", 16), pack_inits=bool(opts.get("pack_inits", True)))
-    limits, notes = assumed_limits(combos, opts.get("plan_limits"), found)
-    if opts.get("dry_run"):
+    options = Options(retries=opts.retries, pack=opts.pack, time_budget=opts.time_budget,
+                      max_replicas=opts.max_replicas, pack_inits=opts.pack_inits)
+    limits, notes = assumed_limits(combos, opts.plan_limits, found)
+    if opts.dry_run:
         return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto",
-                          opts.get("mix_depths", "auto"))
-    options = with_mixing(options, opts.get("mix_depths", "auto"), device_name(here))
+                          opts.mix_depths)
+    options = with_mixing(options, opts.mix_depths, device_name(here))
     options = replace(options, fits=memory_check(backend, combos, device_name(here)))
     planned = plan(combos, limits, device_name(here), options, found, backend.parallelism)
     try:  # a read-only or full sweep dir: one line, finished trials kept
@@ -234,15 +234,14 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
         from deepdepth.sweep.claims import announce, wait_for_claims
         from deepdepth.sweep.lock import LOCK_NAME, sweep_lock
 
-        with sweep_lock(sweep_dir, wait=bool(opts.get("wait_for_lock"))):
+        with sweep_lock(sweep_dir, wait=opts.wait_for_lock):
             announce(sweep_dir / LOCK_NAME)  # the last run's orphans see the lock change hands and stop
             wait_for_claims(sweep_dir, say=log.info)
             found, next_num = scan(sweep_dir, config.hydra.output_subdir)  # again, now that the dir is ours
             if found:
                 log.info("bisect: resuming, %d finished trials found in %s", len(found), sweep_dir)
-            header = {k: v for k, v in opts.items() if k not in ("params", "upper_for", "plan_limits")}
             sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
-                          header=header, rescan=lambda: scan(sweep_dir, config.hydra.output_subdir, warn=False),
+                          header=opts.header(), rescan=lambda: scan(sweep_dir, config.hydra.output_subdir, warn=False),
                           planned=(planned.jobs, planned.work))
             with watch_interrupts():
                 rows = sweep.run()

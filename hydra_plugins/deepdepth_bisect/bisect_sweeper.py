@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 
 class BisectSweeper(Sweeper):
     def __init__(self, **options: Any) -> None:
-        self.options = options  # the fields of BisectSweeperConf (config.py)
+        from deepdepth.sweep.options import SweeperOptions
+
+        self.options = SweeperOptions.from_mapping(options)  # BisectSweeperConf's fields, typed
         self.hydra_context: Optional[HydraContext] = None
         self.config: Optional[DictConfig] = None
         self.launcher = None
