@@ -5,7 +5,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 PY := $(VENV)/bin/python
 export DEEPDEPTH_DATA ?= $(abspath $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data))
 
-.PHONY: venv test train study plan smoke-study report bench-cpu docs clean
+.PHONY: venv test test-fast train study plan smoke-study report bench-cpu docs clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 test: venv            ## the test suite (CPU, tiny data; real-MNIST tests run when DEEPDEPTH_DATA has it)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: venv       ## the edit loop: the suite without the subprocess/end-to-end and slow tests (a few minutes)
+	$(PY) -m pytest -q -m "not e2e and not slow" $(PYTEST_ARGS)
 
 train: venv           ## one trial: make train ARGS="model=resnet k=447"
 	$(PY) -m deepdepth.train $(ARGS)

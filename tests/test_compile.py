@@ -181,6 +181,7 @@ def test_result_json_records_the_compile(mnist_root, tmp_path, monkeypatch):
     ("cnn_elu_bn", 3, [True] * 6 + [False] * 3),                  # BatchNorm, then eval mode (protocol=original)
     ("resnet", 6, [True] * 6),                                    # residual (from the second block of a stage)
 ])
+@pytest.mark.slow
 def test_compiled_step_trains_the_same_function(name, k, modes, mnist_root, tmp_path, monkeypatch):
     """Inductor's compiled step (packed replicas, channels-last) gives the plain eager step's
     losses; the partial batch runs eagerly between compiled steps."""

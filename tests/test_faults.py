@@ -30,7 +30,9 @@ from deepdepth.files import atomic_write
 from deepdepth.sweep.options import SweeperOptions
 
 # every depth trainable (errors under 95%): the search climbs to the bound, one job per seed and depth
-SWEEP = ["hydra/sweeper=bisect", "model=resnet_nobn", "trainability.threshold=0.95", "hydra.sweeper.upper=12",
+# threshold 1.0: every trial trains whatever its seeds draw, so the sweep always runs to its bound
+# and a signal sent after its n-th result always lands mid-sweep
+SWEEP = ["hydra/sweeper=bisect", "model=resnet_nobn", "trainability.threshold=1.0", "hydra.sweeper.upper=12",
          "hydra.sweeper.pack=false", "hydra.sweeper.seeds=2"]
 
 
@@ -112,6 +114,7 @@ class Backend:
 
 
 # ---- kill -9, Ctrl-C, resume --------------------------------------------------------------------
+@pytest.mark.e2e
 def test_kill_9_and_ctrl_c_then_resume_trains_nothing_twice(tmp_path, mnist_root):
     d = tmp_path / "sweep"
     cmd = sweep_cmd(d, mnist_root)
@@ -133,6 +136,7 @@ def test_kill_9_and_ctrl_c_then_resume_trains_nothing_twice(tmp_path, mnist_root
 
 
 # ---- two sweeps on one directory ----------------------------------------------------------------
+@pytest.mark.e2e
 def test_a_second_sweep_on_a_running_sweeps_directory_is_refused(tmp_path, mnist_root):
     d = tmp_path / "sweep"
     first = start(sweep_cmd(d, mnist_root), tmp_path)
@@ -362,6 +366,7 @@ def test_a_sweep_without_its_bound_is_refused_by_name():
     assert "\n" not in str(exc.value)
 
 
+@pytest.mark.e2e
 def test_a_bad_value_on_the_command_line_is_one_line_exit_2(tmp_path, mnist_root):
     cmd = [sys.executable, "-m", "deepdepth.train", *tiny(mnist_root), "data.train_samples=1000000000"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -372,6 +377,7 @@ def test_a_bad_value_on_the_command_line_is_one_line_exit_2(tmp_path, mnist_root
     assert not list(tmp_path.rglob("result.json"))
 
 
+@pytest.mark.e2e
 def test_a_bad_sweeper_option_stops_the_sweep_before_training(tmp_path, mnist_root):
     d = tmp_path / "sweep"
     proc = subprocess.run(sweep_cmd(d, mnist_root, "hydra.sweeper.retries=-1"), cwd=tmp_path, capture_output=True,
@@ -456,6 +462,7 @@ def test_a_resume_waits_for_the_last_runs_trials_to_stop(tmp_path):
     claims.wait_for_claims(tmp_path, timeout=5, poll=0.02)
 
 
+@pytest.mark.e2e
 def test_a_killed_sweeps_joblib_workers_stop_without_a_result_and_the_resume_trains_each_trial_once(
         tmp_path, mnist_root):
     d = tmp_path / "sweep"
@@ -504,6 +511,7 @@ def run_on_a_full_disk(tmp_path, *overrides) -> subprocess.CompletedProcess:
                           timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
+@pytest.mark.e2e
 def test_a_full_disk_in_a_single_trial_is_one_line_and_claims_no_file(tmp_path, mnist_root):
     run = tmp_path / "run"
     proc = run_on_a_full_disk(tmp_path, *tiny(mnist_root), f"hydra.run.dir={run}")
@@ -514,6 +522,7 @@ def test_a_full_disk_in_a_single_trial_is_one_line_and_claims_no_file(tmp_path, 
     assert "Traceback" not in proc.stderr and "(not saved)" in proc.stdout and "->" not in proc.stdout and not (run / "result.json").exists()
 
 
+@pytest.mark.e2e
 def test_a_full_disk_stops_a_sweep_in_one_line_naming_the_file(tmp_path, mnist_root):
     d = tmp_path / "sweep"
     proc = run_on_a_full_disk(tmp_path, "-m", "hydra/sweeper=bisect", "model=resnet_nobn", "hydra.sweeper.upper=3",
@@ -526,6 +535,7 @@ def test_a_full_disk_stops_a_sweep_in_one_line_naming_the_file(tmp_path, mnist_r
 
 
 # ---- refused before training: a plain grid, an override Hydra cannot parse ----------------------
+@pytest.mark.e2e
 def test_a_plain_grid_is_checked_whole_before_its_first_job(tmp_path, mnist_root):
     d = tmp_path / "grid"
     proc = subprocess.run([sys.executable, "-m", "deepdepth.train", "-m", "k=3,4,6", *tiny(mnist_root),
@@ -548,6 +558,7 @@ def test_an_override_hydra_cannot_parse_gets_the_way_to_quote_it():
 
 
 # ---- damaged records warned of once; the report on a directory that is not there ----------------
+@pytest.mark.e2e
 def test_a_damaged_record_is_warned_of_once_per_sweep(tmp_path, mnist_root):
     d = tmp_path / "sweep"
     job_folder(d, 0, ["model=resnet_nobn", "k=3", "seed=0", "replicas=1"], '{"k": 3, "tri')

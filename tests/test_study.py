@@ -8,6 +8,8 @@ import pytest
 
 from conftest import ROOT, SHARED_DATA, run_train, write_mnist
 
+pytestmark = pytest.mark.e2e  # the study as CI runs it, then the notebook: left out of make test-fast
+
 
 @pytest.fixture(scope="module")
 def data_overrides(tmp_path_factory):
@@ -47,6 +49,7 @@ COUNT_FIGURES = """
 import json
 import matplotlib.figure
 from IPython import get_ipython
+
 _figures_made, _figures_now = {}, [0]
 _figure_init = matplotlib.figure.Figure.__init__
 def _counting_init(self, *args, **kwargs):

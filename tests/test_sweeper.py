@@ -14,6 +14,8 @@ from deepdepth.sweep import canonical, seed_packs, trial_key
 from deepdepth.sweep.setup import bound_for
 from hydra_plugins.deepdepth_bisect._impl import BisectError, parse_grid
 
+pytestmark = pytest.mark.e2e  # subprocess runs of the CLI, a sweep or an install: left out of make test-fast
+
 
 def sweep(tmp_path, *args, name="sweep", check=True, env=None):
     d = tmp_path / name

@@ -25,6 +25,7 @@ def compose_cfg(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
+@pytest.mark.e2e
 def test_command_line_writes_complete_result(mnist_root, tmp_path):
     run_dir = tmp_path / "run"
     proc = run_train("model=cnn_tanh_newinit", "k=3", "trainer.max_epochs=2", *tiny(mnist_root)[:-1],
@@ -84,6 +85,7 @@ def test_bad_config_is_refused_by_name(override, message, tmp_path):
 
 @pytest.mark.parametrize("override, message", [("k=4", "error: k must be a positive multiple of 3"),
                                                ("model=vgg", "Could not find 'model/vgg'")])
+@pytest.mark.e2e
 def test_bad_command_line_fails_before_training(override, message, tmp_path):
     run_dir = tmp_path / "run"
     proc = run_train(override, "data.root=/nonexistent", f"hydra.run.dir={run_dir}", cwd=tmp_path, check=False)
@@ -92,12 +94,14 @@ def test_bad_command_line_fails_before_training(override, message, tmp_path):
     assert not (run_dir / "result.json").exists() and not (run_dir / "metrics.csv").exists()
 
 
+@pytest.mark.e2e
 def test_missing_data_fails_with_one_clear_message(tmp_path):
     proc = run_train("data.root=" + str(tmp_path / "nowhere"), "data.download=false",
                      f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "MNIST not found under" in proc.stderr
 
 
+@pytest.mark.e2e
 def test_print_config_without_training(tmp_path):
     proc = run_train("model=resnet", "k=447", "--cfg", "job", cwd=tmp_path)
     assert "k: 447" in proc.stdout and "residual: true" in proc.stdout
@@ -310,6 +314,7 @@ def test_error_counts_are_exact_at_the_threshold():
     assert [is_trainable(None, e, 0.2) for e in errors] == [True, False]
 
 
+@pytest.mark.e2e
 def test_failed_result_write_is_one_error_after_the_logged_result(mnist_root, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "result.json").mkdir(parents=True)  # a folder in the way: the rename fails
