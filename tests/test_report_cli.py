@@ -76,16 +76,39 @@ def test_figures_are_returned_labelled_and_on_integer_log_axes():
         r.combination.label = "cnn_tanh model.init=" + r.combination.settings["model.init"]
     drawn = dict(figures.all_figures(conf))
     assert set(drawn) >= set(figures.FIGURES) and all(isinstance(f, Figure) for f in drawn.values())
-    legend = [t.get_text() for t in drawn["fraction_trainable"].legends[0].get_texts()]
-    assert "cnn_tanh model.init=fan_in:0.5 (protocol=original) (3 seeds per depth)" in legend
+    panels = [ax for ax in drawn["fraction_trainable"].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["cnn_tanh model.init=naive", "cnn_tanh model.init=fan_in:0.5"]
+    legend = [t.get_text() for t in panels[1].get_legend().get_texts()]
+    assert legend == ["protocol=original, 3 seeds per depth"]
     ax = drawn["error_vs_depth"].axes[0]
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["3", "5", "10", "20", "30", "50"]
     assert "running mean over the last epoch" in drawn["error_vs_depth"].axes[1].get_title()
-    fig = drawn["fraction_trainable"]
+    fig = drawn["depth_limits"]
     fig.canvas.draw()  # the legend lies inside the figure's own area
     box = fig.legends[0].get_window_extent()
     assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+
+
+def test_one_set_of_trials_is_drawn_once_for_both_protocols():
+    """A BatchNorm-free variant's two protocols read the same trials: one panel entry and one
+    depth-limit row, marked 'both'; a variant whose protocols trained their own trials keeps two,
+    even where they trained as many seeds at each depth."""
+    shared = {12: (3, 3), 15: (1, 3), 18: (0, 3)}
+    conf = report.confidence_table(
+        [combination(0, "resnet_nobn", 12), combination(1, "resnet_nobn", 12, protocol="original"),
+         combination(2, "cnn_elu_bn", 15), combination(3, "cnn_elu_bn", 12, protocol="original")],
+        trials(0, shared) + trials(1, shared) + trials(2, shared) + trials(3, shared, err_pass=0.06))
+    for r in conf:
+        r.combination.label = f"{r.combination.model} protocol={r.combination.protocol}"
+    drawn = dict(figures.all_figures(conf))
+    panels = [ax for ax in drawn["fraction_trainable"].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["resnet_nobn", "cnn_elu_bn"]
+    assert [t.get_text() for t in panels[0].get_legend().get_texts()] == [
+        "protocols: both (the same trials), 3 seeds per depth"]
+    assert len(panels[1].get_legend().get_texts()) == 2
+    rows = [t.get_text() for t in drawn["depth_limits"].axes[0].get_yticklabels()]
+    assert len(rows) == 3 and rows[0].startswith("resnet_nobn (protocols: both)")
 
 
 def test_markdown_table():

@@ -6,7 +6,6 @@ rows trained under protocol=original are drawn dashed and say so in their label.
 from __future__ import annotations
 
 import math
-import re
 from typing import Callable, Iterator
 
 import numpy as np
@@ -21,6 +20,7 @@ from .compare import NO_SETTINGS, compare_reference
 from .phase import gain_sweep, theory_curves
 from .render import NotDrawn
 from .stats import INTERVAL, Confidence
+from .styles import distinct, legend_label, same_trials, slug, style
 
 Draw = Callable[[list[Confidence]], Figure]
 FIGURES: dict[str, Draw] = {}  # drawn for every sweep
@@ -67,75 +67,74 @@ def combination_stem(r: Confidence) -> str:
     return "error_vs_depth_" + slug(r.combination.file_label)
 
 
-def slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=:-]+", "_", s).replace(":", "-").strip("_")
-
-
-def legend_label(r: Confidence) -> str:
-    c = r.combination
-    marked = c.protocol != "correct" and "protocol=" not in c.label
-    return c.label + (f" (protocol={c.protocol})" if marked else "") + ("" if c.done else " (unfinished)")
-
-
-def style(conf: list[Confidence]) -> Callable[[Confidence], dict]:
-    """Colour per combination, dashes for protocol=original, marker per lr."""
-    cmap = colormaps["tab10" if len(conf) <= 10 else "tab20"]
-    colors = {r.combination.combo: cmap(i % cmap.N) for i, r in enumerate(conf)}
-    lrs = list(dict.fromkeys(str(r.combination.lr) for r in conf))
-    return lambda r: dict(color=colors[r.combination.combo], ls="-" if r.combination.protocol == "correct" else "--",
-                          marker="osD^v<>ph*"[lrs.index(str(r.combination.lr)) % 10])
-
-
-@registered("fraction_trainable")
-def fraction_trainable(conf: list[Confidence]) -> Figure:
-    """Fraction of seeds that train against depth: Wilson 95% bars, the seeds behind each point
-    (in the legend when every depth has the same number), the fitted logistic curve behind each
-    k50 and its interval (confidence.LEVEL) as a band near the 50% line (arrows: only a bound)."""
-    fig = Figure(figsize=(10, 6.5), layout="constrained")
-    ax = fig.subplots()
-    st = style(conf)
-    depths = [d.k for r in conf for d in r.depths] or [1]
-    lo, hi = min(depths) / 1.3, max(depths) * 1.4
-    for i, r in enumerate(conf):
-        s, offset = st(r), (i - (len(conf) - 1) / 2)
+def _fraction_panel(ax, rows: list[tuple[Confidence, bool]], st, lo: float, hi: float) -> None:
+    for i, (r, both) in enumerate(rows):
+        s, offset = st(r), (i - (len(rows) - 1) / 2)
         nudge = math.exp(0.015 * offset)  # side by side, so the bars do not hide each other
         ks = [d.k * nudge for d in r.depths]
         err = np.array([[max(0.0, d.fraction - d.interval[0]), max(0.0, d.interval[1] - d.fraction)] for d in r.depths])
         seeds = {d.n for d in r.depths}
+        name = "protocols: both (the same trials)" if both else f"protocol={r.combination.protocol}"
         ax.errorbar(ks, [d.fraction for d in r.depths], yerr=err.T, capsize=2.5, lw=1.2, ms=5, alpha=0.9,
                     color=s["color"], marker=s["marker"], ls="none",
-                    label=legend_label(r) + (f" ({seeds.pop()} seeds per depth)" if len(seeds) == 1 else ""))
+                    label=name + (f", {seeds.pop()} seeds per depth" if len(seeds) == 1 else ""))
         if len({d.n for d in r.depths}) > 1:
             for k, d in zip(ks, r.depths):
                 ax.annotate(f"n={d.n}", (k, d.fraction), textcoords="offset points", fontsize=7, ha="center",
                             xytext=(0, -12 if d.fraction > 0.5 else 6), color=s["color"])
         grid = np.geomspace(r.depths[0].k / 1.3, r.depths[-1].k * 1.3, 200)
-        lim, level = r.limit, 0.5 + 0.025 * offset
+        lim, level = r.limit, 0.5 + 0.04 * offset
         if lim.kind == "k50":
-            curve = 0.5 + 0.5 * np.tanh(0.5 * lim.slope * (math.log(lim.value) - np.log(grid)))  # the sigmoid
-            ax.plot(grid, curve, color=s["color"], ls=s["ls"], lw=1.3, alpha=0.6, zorder=1)
-            ax.plot([lim.low or grid[0], lim.high or grid[-1]], [level, level], color=s["color"], lw=4, alpha=0.35,
+            if lim.slope is not None and lim.value is not None:
+                curve = 0.5 + 0.5 * np.tanh(0.5 * lim.slope * (math.log(lim.value) - np.log(grid)))  # the sigmoid
+                ax.plot(grid, curve, color=s["color"], ls=s["ls"], lw=1.3, alpha=0.6, zorder=1)
+            ax.plot([lim.low or lo, lim.high or hi], [level, level], color=s["color"], lw=4, alpha=0.35,
                     solid_capstyle="butt")
         elif lim.kind in ("above", "below"):
             end = hi if lim.kind == "above" else lo
-            ax.annotate("", (end, level), (lim.value, level),
-                        arrowprops=dict(arrowstyle="->", color=s["color"], lw=1.5))
+            ax.annotate("", (end, level), (lim.value, level), arrowprops=dict(arrowstyle="->", color=s["color"], lw=1.5))
     ax.axhline(0.5, color="gray", ls=":", lw=1)
-    ax.set_xlim(lo, hi)
-    depth_axis(ax, depths)
-    ax.set(xlabel="depth k (conv layers, log scale)", ylabel="fraction of seeds trainable", ylim=(-0.06, 1.06),
-           title="Seeds that train (bars: 95% Wilson intervals; curves: fitted logistic; bands near 50%:\n"
-                 f"k50's {INTERVAL} interval; arrows: only a bound, where no probe crosses 50%)")
-    fig.legend(loc="outside lower center", ncols=2, fontsize="small")
+
+
+@registered("fraction_trainable")
+def fraction_trainable(conf: list[Confidence]) -> Figure:
+    """Fraction of seeds that train against depth, one panel per variant (and setting), its
+    protocols overlaid (one set of trials drawn once): Wilson 95% bars, the fitted logistic
+    curve behind each k50 and k50's interval (confidence.LEVEL) as a band near the 50% line
+    (arrows: only a bound)."""
+    rows = [(r, both) for r, both in distinct(conf) if r.depths]
+    panels: dict[str, list] = {}
+    for r, both in rows:
+        panels.setdefault(same_trials(r)[0], []).append((r, both))
+    ncols = min(3, max(1, len(panels)))
+    nrows = math.ceil(max(1, len(panels)) / ncols)
+    fig = Figure(figsize=(4.2 * ncols + 0.8, 3.3 * nrows + 1.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+    st = style(conf)
+    for ax, (name, members) in zip(axes, panels.items()):
+        depths = [d.k for r, _ in members for d in r.depths]
+        lo, hi = min(depths) / 1.3, max(depths) * 1.4
+        _fraction_panel(ax, members, st, lo, hi)
+        ax.set_xlim(lo, hi)
+        depth_axis(ax, depths)
+        ax.set(title=name, ylim=(-0.06, 1.06), xlabel="depth k (log scale)")
+        ax.legend(fontsize="x-small", loc="lower left")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("fraction of seeds trainable")
+    fig.suptitle("Seeds that train (bars: 95% Wilson intervals; curves: fitted logistic; bands near 50%: "
+                 f"k50's {INTERVAL} interval;\narrows: only a bound, where no probe crosses 50%)", fontsize="medium")
     return fig
 
 
 @registered("depth_limits")
 def depth_limits(conf: list[Confidence]) -> Figure:
-    """Per combination the measured limit (k50 and its interval, or an arrow for a bound)
-    beside the original study's k* (x) and its failed probe (|), where its settings apply."""
-    comparison = compare_reference(conf)
-    fig = Figure(figsize=(9.5, 0.45 * len(conf) + 2.6), layout="constrained")
+    """Per distinct set of trials (a BatchNorm-free variant's two protocols are one row, "both")
+    the measured limit (k50 and its interval, or an arrow for a bound) beside the original
+    study's k* (x) and its failed probe (|), where its settings apply."""
+    shared = {id(r): both for r, both in distinct(conf)}
+    comparison = [x for x in compare_reference(conf) if id(x.row) in shared]  # each set of trials once
+    fig = Figure(figsize=(9.5, 0.45 * len(comparison) + 2.6), layout="constrained")
     ax = fig.subplots()
     st = style(conf)
     depths = [d.k for r in conf for d in r.depths] + [x.reference.failed or x.reference.k_star
@@ -159,14 +158,15 @@ def depth_limits(conf: list[Confidence]) -> Figure:
             if ref.failed:
                 ax.plot([ref.failed], [y], marker="|", color="k", ms=12, mew=2, ls="none")
     ax.set_yticks(range(len(comparison)))
-    ax.set_yticklabels([legend_label(x.row) + (" [no reference for its settings]" if x.verdict == NO_SETTINGS
-                                               else " [reference: other protocol]" if x.caveat else "")
+    ax.set_yticklabels([(same_trials(x.row)[0] + " (protocols: both)" if shared[id(x.row)] else legend_label(x.row))
+                        + (" [no reference for its settings]" if x.verdict == NO_SETTINGS
+                           else " [reference: other protocol]" if x.caveat else "")
                         for x in comparison], fontsize="small")
     ax.invert_yaxis()
     ax.set_xlim(lo, hi)
     depth_axis(ax, depths or [lo * 1.25, hi / 1.25])  # ticks at depths that exist, labels exact
     ax.grid(axis="x", alpha=0.3)
-    ax.set(xlabel="depth k (conv layers, log scale)", title="Measured depth limit vs the original study")
+    ax.set(xlabel="depth k (conv layers, log scale)", title="Measured depth limit and the original study's k*")
     fig.legend(handles=[Line2D([], [], color="gray", marker="o", lw=2.5, label=f"k50 and {INTERVAL} interval"),
                         Line2D([], [], color="gray", lw=2.5, marker=">", label="bound only (arrow: open side)"),
                         Line2D([], [], color="k", marker="x", mew=2, ls="none", label="reference k* (one seed)"),
