@@ -21,7 +21,7 @@
    ``--long-only`` skips 1 and 2; ``--long-k`` and ``--long-samples`` shrink it for a smoke run.
    Target: ``fast=auto`` at least 3x the reference for ``cnn_tanh_newinit`` k=30.
 4. ``--compile-check``: what the whole-step compile gains over the eager step ``fast=auto``
-   would otherwise run, the constants of ``deepdepth/compile_rule.py``: steady step times
+   would otherwise run, the constants of ``deepdepth/trial/compile_rule.py``: steady step times
    (after 5 steps) of short trials under ``fast=false``, eager channels-last, compiled
    channels-last and compiled plain layout, for ``cnn_tanh_newinit`` k=30 and k=3,
    ``cnn_elu_bn`` k=30 and 4 packed ``cnn_tanh_newinit`` k=30, with the reference loop's step

@@ -83,10 +83,10 @@ def warm_up_gpu() -> None:
 def check_equivalence() -> dict:
     """Fast (CUDA graph) vs plain step on identical batches: max |loss difference| over 20 steps,
     and between two plain runs (the GPU's own run-to-run noise, e.g. atomics in conv backward)."""
-    from deepdepth.data import ShuffledBatches, load_mnist
+    from deepdepth.trial.data import ShuffledBatches, load_mnist
     from deepdepth.models import build_model
-    from deepdepth.module import DepthClassifier, sgd
-    from deepdepth.step import TrainStep
+    from deepdepth.trial.module import DepthClassifier, sgd
+    from deepdepth.trial.step import TrainStep
     train_x, train_y, _, _ = load_mnist(common.DATA)
     k, n = (6, 512) if DEVICE == "cpu" else (24, 5120)  # --dry-run: the same code, tiny
     x_gpu, y_gpu = train_x[:n].to(DEVICE), train_y[:n].to(DEVICE)

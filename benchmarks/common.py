@@ -229,14 +229,14 @@ def package_trial(model: str, k: int, epochs: int = 1, replicas: int = 1, seed: 
     """
     import logging
 
-    from deepdepth import data
+    from deepdepth.trial import data
     from deepdepth.train import train
     cfg = package_config(model, k, epochs, replicas, seed, overrides)
     if cold:
         data._CACHE.clear()
     for name in ("lightning", "lightning.pytorch", "deepdepth"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    logging.getLogger("deepdepth.step").setLevel(logging.WARNING)  # a failed CUDA-graph capture shows
+    logging.getLogger("deepdepth.trial.step").setLevel(logging.WARNING)  # a failed CUDA-graph capture shows
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

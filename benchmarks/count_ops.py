@@ -15,8 +15,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from deepdepth.models import build_model
-from deepdepth.module import DepthClassifier
-from deepdepth.step import TrainStep
+from deepdepth.trial.module import DepthClassifier
+from deepdepth.trial.step import TrainStep
 
 METADATA = {"view", "_unsafe_view", "reshape", "as_strided", "t", "transpose", "permute", "expand",
             "detach", "alias", "empty", "empty_strided", "empty_like", "unsqueeze", "squeeze", "slice",

@@ -11,10 +11,10 @@ import time
 
 import torch
 
-from deepdepth.diagnostics import probe
+from deepdepth.trial.diagnostics import probe
 from deepdepth.models import build_model
-from deepdepth.module import DepthClassifier
-from deepdepth.step import TrainStep
+from deepdepth.trial.module import DepthClassifier
+from deepdepth.trial.step import TrainStep
 
 
 def main() -> None:

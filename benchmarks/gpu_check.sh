@@ -60,9 +60,9 @@ left() { echo $((TOTAL_S - SECONDS)); }
 
 # What each check covers: a change to any of these files since the last sitting that ran the
 # check reruns it; otherwise the sitting is all study.
-COVERS_gpu_tests="tests/test_gpu.py deepdepth/step.py deepdepth/module.py deepdepth/data.py deepdepth/devices.py
-  deepdepth/train.py deepdepth/callbacks.py deepdepth/models deepdepth/testing.py"
-COVERS_bench="benchmarks/bench_gpu.py benchmarks/common.py deepdepth/step.py deepdepth/module.py deepdepth/data.py
+COVERS_gpu_tests="tests/test_gpu.py deepdepth/trial/step.py deepdepth/trial/module.py deepdepth/trial/data.py deepdepth/trial/devices.py
+  deepdepth/train.py deepdepth/trial/callbacks.py deepdepth/models deepdepth/trial/testing.py"
+COVERS_bench="benchmarks/bench_gpu.py benchmarks/common.py deepdepth/trial/step.py deepdepth/trial/module.py deepdepth/trial/data.py
   deepdepth/models"
 CHECKED=$ROOT/benchmarks/gpu_runs/checked.tsv
 covered_hash() {  # covered_hash NAME: one sha256 over the covered files' paths and contents

@@ -17,7 +17,7 @@ import tempfile
 import torch
 
 from deepdepth.api import compose_config
-from deepdepth.testing import BreakCapture
+from deepdepth.trial.testing import BreakCapture
 from deepdepth.train import train
 
 MIB = 2 ** 20

@@ -83,11 +83,11 @@ def kernel_profile(benchmark: bool, channels_last: bool, top: int = 12) -> dict:
     """One eager training step (after two warm ones) under torch.profiler: device time by kernel."""
     from torch.profiler import ProfilerActivity, profile
 
-    from deepdepth.data import ShuffledBatches, load_mnist
-    from deepdepth.devices import backend_flags
+    from deepdepth.trial.data import ShuffledBatches, load_mnist
+    from deepdepth.trial.devices import backend_flags
     from deepdepth.models import build_model
-    from deepdepth.module import DepthClassifier, sgd
-    from deepdepth.step import TrainStep
+    from deepdepth.trial.module import DepthClassifier, sgd
+    from deepdepth.trial.step import TrainStep
     train_x, train_y, _, _ = load_mnist(common.DATA)
     seeds = list(range(REPLICAS))
     x_all, y_all = train_x[:256 * 3].to(DEVICE), train_y[:256 * 3].to(DEVICE)

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import replace
 
 from deepdepth.models import VARIANTS
-from deepdepth.reference import REFERENCE
+from deepdepth.science.reference import REFERENCE
 from deepdepth.search import make_search
 from deepdepth.sweep import Combo, Composed, Options, plan
 from deepdepth.sweep.cost import steps_per_trial

@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from deepdepth.models import DepthNet
 from deepdepth.models.variants import variant_kwargs
-from deepdepth.module import DepthClassifier
+from deepdepth.trial.module import DepthClassifier
 
 BATCH = 256
 

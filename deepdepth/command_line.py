@@ -50,7 +50,7 @@ def grid_problems(config: DictConfig, memory: bool) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from .config import validate
+    from .trial.config import validate
 
     loader = GlobalHydra.instance().config_loader()
     params = [f"{k}={v}" for k, v in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items()]
@@ -87,7 +87,7 @@ class MultirunChecks(Callback):
         if not bad:
             return
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            from .config import ConfigError
+            from .trial.config import ConfigError
             raise ConfigError("; ".join(bad))
         if len(bad) == 1:
             print(f"deepdepth: error: {bad[0]}; no job started (a grid is checked whole before its first job)",

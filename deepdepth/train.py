@@ -2,7 +2,7 @@
 
 ``train(cfg, output_dir, callbacks=..., interactive=...)`` builds the data, network, module,
 callbacks and trainer from a composed config (loggers and added callbacks from the ``logger``
-and ``callbacks`` groups, deepdepth.components), fits, and returns the trial's result; ``main``
+and ``callbacks`` groups, deepdepth.trial.components), fits, and returns the trial's result; ``main``
 validates, writes ``result.json`` in the run directory (atomically), logs the result in one line
 and returns the same dict, the value a sweeper reads.
 """
@@ -28,16 +28,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
-from .callbacks import Trainability
-from .components import build_callbacks, build_loggers
-from .config import ConfigError, validate
-from .data import DataError, MNISTDataModule
-from .devices import (backend_flags, claim_gpu, cudnn_benchmark, denormals_flushed, device_label, flush_denormals,
+from .trial.callbacks import Trainability
+from .trial.components import build_callbacks, build_loggers
+from .trial.config import ConfigError, validate
+from .trial.data import DataError, MNISTDataModule
+from .trial.devices import (backend_flags, claim_gpu, cudnn_benchmark, denormals_flushed, device_label, flush_denormals,
                       gpu_names, trains_on_cpu)
-from .diagnostics import SignalDiagnostics
+from .trial.diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .models.blocks import WIDTHS
-from .module import DepthClassifier
+from .trial.module import DepthClassifier
 from .command_line import check_command_line
 from .files import WriteError, atomic_write, no_room
 from .sweep.claims import claim, stop_orphan, sweep_gone, watch

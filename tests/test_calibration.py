@@ -2,8 +2,8 @@
 logistic oracle cover the true k50; the full table is benchmarks/calibration.md."""
 import random
 
-from deepdepth.calibration import Case, all_cases, calibrate, markdown, study, trainer
-from deepdepth.confidence import LEVEL
+from deepdepth.search.calibration import Case, all_cases, calibrate, markdown, study, trainer
+from deepdepth.science.confidence import LEVEL
 
 CASES = [Case(14, 8), Case(150, 4), Case(6, 15)]
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from conftest import compose_cfg, tiny
-from deepdepth import compile_rule
-from deepdepth.data import ShuffledBatches, load_mnist
+from deepdepth.trial import compile_rule
+from deepdepth.trial.data import ShuffledBatches, load_mnist
 from deepdepth.models import build_model
-from deepdepth.module import DepthClassifier, sgd
-from deepdepth.step import TIMED_STEPS, TrainStep
+from deepdepth.trial.module import DepthClassifier, sgd
+from deepdepth.trial.step import TIMED_STEPS, TrainStep
 from deepdepth.train import train
 
 SEEDS = [3, 4]
@@ -143,12 +143,12 @@ def test_failed_compile_restores_the_state_and_trains_on_eagerly(mnist_root, mon
     expected = train_losses(module, plain, batches, [True] * 6)
     monkeypatch.setattr(torch, "compile", FakeCompile(fail=True))
     module, runner = runner_for("resnet", "compile")
-    with caplog.at_level("WARNING", logger="deepdepth.step"):
+    with caplog.at_level("WARNING", logger="deepdepth.trial.step"):
         losses = train_losses(module, runner, batches, [True] * 6)
     torch.testing.assert_close(losses, expected, atol=1e-5, rtol=1e-4)  # the failed attempt left no trace
     stats = runner.compile_stats()
     assert not stats["used"] and stats["failed"] == "RuntimeError: inductor: C++ compile failed"
-    assert runner.eager_steps == 6 and len([r for r in caplog.records if r.name == "deepdepth.step"]) == 1
+    assert runner.eager_steps == 6 and len([r for r in caplog.records if r.name == "deepdepth.trial.step"]) == 1
 
 
 def test_fast_false_and_gpu_have_no_compile_plan():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_train, tiny
-from deepdepth.components import build_callbacks, build_loggers
-from deepdepth.config import ConfigError
+from deepdepth.trial.components import build_callbacks, build_loggers
+from deepdepth.trial.config import ConfigError
 from deepdepth.train import train
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from deepdepth.confidence import LEVEL, cut_deviance, half_trainable_depth, wilson
+from deepdepth.science.confidence import LEVEL, cut_deviance, half_trainable_depth, wilson
 
 
 def test_wilson_known_values():

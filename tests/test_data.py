@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import idx_bytes, write_mnist
-from deepdepth import data
-from deepdepth.data import (MEAN, STD, DataError, MNISTDataModule, ShuffledBatches, load_mnist, locate, read_idx,
+from deepdepth.trial import data
+from deepdepth.trial.data import (MEAN, STD, DataError, MNISTDataModule, ShuffledBatches, load_mnist, locate, read_idx,
                             replica_labels, sample_counts)
 
 
@@ -240,7 +240,7 @@ def test_trainer_test_reports_the_test_error(mnist_root):
     import lightning as L
 
     from deepdepth.models import build_model
-    from deepdepth.module import DepthClassifier
+    from deepdepth.trial.module import DepthClassifier
 
     net = build_model("cnn_tanh_newinit", 3, seeds=0)
     dm = MNISTDataModule(mnist_root, check_md5=False, download=False)

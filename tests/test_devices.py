@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from deepdepth import devices
-from deepdepth.devices import claim_gpu
+from deepdepth.trial import devices
+from deepdepth.trial.devices import claim_gpu
 
 
 def test_claims_are_exclusive_and_released(tmp_path):
@@ -104,7 +104,7 @@ def _claim_once(lock_dir, jobs_per_device=1):
 
 FLUSH_IN_WORKERS = """
 import logging, torch
-from deepdepth.devices import denormals_flushed, flushing_now
+from deepdepth.trial.devices import denormals_flushed, flushing_now
 logging.basicConfig()
 torch.set_num_threads(2)
 if "{early}" == "yes":

@@ -6,10 +6,10 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from deepdepth.data import MNISTDataModule
-from deepdepth.diagnostics import QUANTITIES, SignalDiagnostics, plot_profiles, probe
+from deepdepth.trial.data import MNISTDataModule
+from deepdepth.trial.diagnostics import QUANTITIES, SignalDiagnostics, plot_profiles, probe
 from deepdepth.models import build_model
-from deepdepth.module import DepthClassifier
+from deepdepth.trial.module import DepthClassifier
 
 
 def fit(root, out, name, k, seeds, callbacks):

@@ -21,7 +21,7 @@ from report_helpers import frontier_row, history_row, write_sweep
 
 from conftest import run_train, tiny
 from deepdepth import compose_config, report
-from deepdepth.config import ConfigError, validate
+from deepdepth.trial.config import ConfigError, validate
 from deepdepth.search import GallopSearch
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Outcome, Sweep, SweepError, scan
 from deepdepth.sweep import claims
@@ -336,7 +336,7 @@ def test_bad_values_are_refused_in_one_line(mnist_root, override, message):
 
 
 def test_a_pack_too_big_for_the_device_is_refused_with_its_estimate(mnist_root, monkeypatch):
-    monkeypatch.setattr("deepdepth.capacity.device_bytes", lambda trainer: ("a small device", 2**30))
+    monkeypatch.setattr("deepdepth.trial.capacity.device_bytes", lambda trainer: ("a small device", 2**30))
     cfg = compose_config(f"data.root={mnist_root}", "k=30", "replicas=64")
     with pytest.raises(ConfigError, match=r"k=30 with replicas=64 .* needs about [\d.]+ GiB .* a small device"):
         validate(cfg)

@@ -25,11 +25,11 @@ import torch
 
 from conftest import run_train, tiny
 from deepdepth.api import compose_config
-from deepdepth.data import ShuffledBatches, load_mnist
+from deepdepth.trial.data import ShuffledBatches, load_mnist
 from deepdepth.models import build_model
-from deepdepth.module import DepthClassifier, sgd
-from deepdepth.step import TrainStep
-from deepdepth.testing import BreakCapture, breaks_capture
+from deepdepth.trial.module import DepthClassifier, sgd
+from deepdepth.trial.step import TrainStep
+from deepdepth.trial.testing import BreakCapture, breaks_capture
 from deepdepth.train import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -131,7 +131,7 @@ def test_result_json_names_the_cuda_device_and_the_graph_use(mnist_root, tmp_pat
 # ----------------------------------------------------------------------------- (c) a failed capture
 def test_failed_capture_is_reported_and_training_goes_on_eagerly(mnist_root, caplog):
     epochs = case_epochs("packed_replicas", mnist_root)
-    with caplog.at_level(logging.WARNING, logger="deepdepth.step"):
+    with caplog.at_level(logging.WARNING, logger="deepdepth.trial.step"):
         broken = run_steps("packed_replicas", epochs, use_graph=True, loss_wrap=breaks_capture)
     stats = broken[1]
     assert stats["failed"] and not stats["used"] and stats["eager_steps"] == sum(map(len, epochs)), stats

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
 from conftest import ROOT, tiny
-from deepdepth.callbacks import Trainability
-from deepdepth.data import ShuffledBatches, load_mnist, replica_labels
+from deepdepth.trial.callbacks import Trainability
+from deepdepth.trial.data import ShuffledBatches, load_mnist, replica_labels
 from deepdepth.models import DepthNet, build_model
-from deepdepth.module import DepthClassifier, sgd
-from deepdepth.step import TrainStep
+from deepdepth.trial.module import DepthClassifier, sgd
+from deepdepth.trial.step import TrainStep
 from deepdepth.train import build, train
 
 SEEDS = [3, 4, 5]
@@ -283,7 +283,7 @@ def test_compiled_blocks_train_the_same_function(mnist_root, monkeypatch):
     backend (no code generation, seconds) the compiled step matches the plain one."""
     import torch._dynamo
 
-    from deepdepth.module import compile_blocks
+    from deepdepth.trial.module import compile_blocks
 
     monkeypatch.setattr(torch._dynamo.config, "suppress_errors", torch._dynamo.config.suppress_errors)
     monkeypatch.setattr(torch._dynamo.config, "cache_size_limit", torch._dynamo.config.cache_size_limit)

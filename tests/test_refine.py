@@ -1,5 +1,5 @@
 """Refine: the base search unchanged, then seeds where they narrow the k50 interval (how often
-that interval holds the true k50: tests/test_calibration.py, deepdepth/calibration.py)."""
+that interval holds the true k50: tests/test_calibration.py, deepdepth/search/calibration.py)."""
 import pytest
 
 from deepdepth.search import GallopSearch, Refine, Search

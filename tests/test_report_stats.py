@@ -2,9 +2,9 @@
 import pytest
 from report_helpers import combination, confidence, trials
 
-from deepdepth import reference as ref
+from deepdepth.science import reference as ref
 from deepdepth import report
-from deepdepth.confidence import half_trainable_depth
+from deepdepth.science.confidence import half_trainable_depth
 from deepdepth.report.compare import NO_SETTINGS, like_for_like_lines, verdict_lines
 from deepdepth.report.render import comparison_markdown, ranking_markdown, render_report
 from deepdepth.report.stats import measured_limit
@@ -17,7 +17,7 @@ def test_depth_points_and_wilson_intervals():
     row = confidence("resnet", {12: (2, 3), 15: (3, 3), 18: (1, 2)})
     k12 = row.depths[0]
     assert (k12.k, k12.n, k12.passes, k12.majority) == (12, 3, 2, True) and k12.test_err == 0.05
-    from deepdepth.confidence import wilson
+    from deepdepth.science.confidence import wilson
 
     assert k12.interval == pytest.approx(wilson(2, 3))
     assert row.trials == 8 and row.crashed == 0

@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from conftest import ROOT, run_train, tiny
-from deepdepth.config import ConfigError
-from deepdepth.devices import flush_denormals, flushing_now, trains_on_cpu
+from deepdepth.trial.config import ConfigError
+from deepdepth.trial.devices import flush_denormals, flushing_now, trains_on_cpu
 from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
@@ -298,8 +298,8 @@ def test_lightning_banners_only_in_interactive_runs(mnist_root, tmp_path, intera
 def test_error_counts_are_exact_at_the_threshold():
     """8,000 of 10,000 correct: the notebook's 1 - correct/total in float64 is 0.19999999999999996,
     trainable at 0.2 (a float32 fraction, 0.2000000030, would not be)."""
-    from deepdepth.metrics import ReplicaError
-    from deepdepth.verdict import is_trainable
+    from deepdepth.trial.metrics import ReplicaError
+    from deepdepth.trial.verdict import is_trainable
 
     metric = ReplicaError(replicas=2)
     target = torch.arange(10_000) % 10

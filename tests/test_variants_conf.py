@@ -64,7 +64,7 @@ def test_train_build_gives_the_variant(name):
 
 
 def test_gain_from_the_command_line():
-    from deepdepth.config import validate
+    from deepdepth.trial.config import validate
     from deepdepth.train import build
     cfg = compose("model=cnn_tanh_deltaorth", "model.init=delta_orthogonal:1.05", "k=3")
     assert cfg.model.init == "delta_orthogonal:1.05"

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from deepdepth.verdict import epoch_line, is_trainable
+from deepdepth.trial.verdict import epoch_line, is_trainable
 
 
 @pytest.mark.parametrize("criterion, train, test, expected", [

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from .. import reference as ref
+from ..science import reference as ref
 from .settings import differences, protocol_caveat
 from .stats import Confidence, DepthPoint
 

@@ -40,7 +40,7 @@ def read_sweep(sweep_dir, level: str = "trials"):
     ``diverged``, ``test_err``, ``train_err`` (final epoch), ``status``, ``device``, ``job``, ...
     ``level="combinations"``: one row per combination: the same settings, ``k_star`` (the search's,
     with ``censored``: a lower bound), ``limit_kind`` ('k50', 'above', 'below', 'none'), ``k50`` and
-    its interval at the report's level (``deepdepth.confidence.LEVEL``) ``k50_low``/``k50_high`` (for 'above'/'below' the bound, k50 empty), ``limit``
+    its interval at the report's level (``deepdepth.science.confidence.LEVEL``) ``k50_low``/``k50_high`` (for 'above'/'below' the bound, k50 empty), ``limit``
     (as the report prints it), ``trials`` and ``crashed``.
 
     >>> df = read_sweep("results/cpu_study")                                     # doctest: +SKIP

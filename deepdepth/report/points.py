@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from statistics import median
 from typing import TYPE_CHECKING, Optional
 
-from ..confidence import wilson
+from ..science.confidence import wilson
 
 if TYPE_CHECKING:
     from .load import Combination, Trial

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .. import reference as ref
+from ..science import reference as ref
 from .compare import Comparison, compare_reference, like_for_like_lines, verdict_lines
 from .load import Combination, Trial
 from .markdown import table
@@ -191,7 +191,7 @@ def precision_section(conf: list[Confidence]) -> list[str]:
             "After the search, more seeds where they narrow k50's interval most, until it is narrower than the "
             f"width asked for. k50 and its {INTERVAL} interval as in the confidence table (the same trials); "
             "how often such an interval holds the true k50 in simulated studies: benchmarks/calibration.md "
-            "(deepdepth/calibration.py).", "",
+            "(deepdepth/search/calibration.py).", "",
             table(["variant", *keys, f"k50 [{INTERVAL}]", "width asked", "reached", "trials",
                    "seeds per depth", "stopped"], table_rows)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional
 
-from .. import reference as ref
+from ..science import reference as ref
 from ..study import MNIST_SIZES, PROTOCOL, RUNTIME_KEYS
 from ..sweep.trials import unescape
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..confidence import LEVEL, half_trainable_depth
+from ..science.confidence import LEVEL, half_trainable_depth
 from .load import Combination, Trial
 from .points import DepthPoint, depth_points
 from .settings import varying

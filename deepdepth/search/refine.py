@@ -34,7 +34,7 @@ covered the true k50 in only 87-95% of simulated studies (100 per case, slopes 4
 3 unanimous seeds at a depth cost 2 ln 8 = 4.16 > 3.84 in deviance, so they alone exclude a
 crossing beyond that depth, and stopping selects such lucky-narrow data.
 
-Coverage (deepdepth/calibration.py, table in benchmarks/calibration.md: GallopSearch lower 3,
+Coverage (deepdepth/search/calibration.py, table in benchmarks/calibration.md: GallopSearch lower 3,
 step 3, 3 seeds, parallel 3, then Refine defaults, width 25% of k50; slopes 4, 8, 15; k50 6, 14,
 40, 150, 450; 200 studies x 3 RNG seeds per case, every case reported). Seeds independent
 across depths: the finite intervals hold the true k50 in 96.7-98.8% of studies in every case
@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-from ..confidence import LEVEL, Crossing, half_trainable_depth
+from ..science.confidence import LEVEL, Crossing, half_trainable_depth
 from .base import Search, combine
 from ..seeds import trial_seed
 

@@ -33,7 +33,7 @@ def hint_for(model: Optional[str], hints: Any, other_init: Optional[tuple] = Non
     if hints == "reference":
         if other_init is not None:
             return other_init[0]
-        from deepdepth.reference import REFERENCE
+        from deepdepth.science.reference import REFERENCE
         ref = REFERENCE.get(model)
         return getattr(ref, "k_star", None) if ref is not None else None
     return dict(hints).get(model)
@@ -65,7 +65,7 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],
     value such as ``resnet``, or a whole override such as ``optim.lr=0.03``), else what the sweep
     dir's finished trials of that combination show (``limit_from_trials``), else the reference k*
     (for the variant's own init), else mean field's prediction for another init, else half the bound."""
-    from deepdepth.reference import REFERENCE
+    from deepdepth.science.reference import REFERENCE
 
     wanted = {str(o).replace(" ", ""): int(v) for o, v in (plan_limits or {}).items()}
     limits, notes = {}, []

@@ -166,7 +166,7 @@ def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, h
     non-positive lr is one clear error now, not a column of 'untrainable' after hours.
     ``memory_replicas``: also check that the deepest probe fits on this machine with that many
     packed seeds (None: not checked, e.g. a dry run, or jobs that run on other machines)."""
-    from deepdepth.config import check_memory, validate
+    from deepdepth.trial.config import check_memory, validate
     from deepdepth.models import check_depth
 
     combos, bad = [], []
@@ -272,8 +272,8 @@ MEMORY_MARGIN = 0.8  # of the device's memory a pack may take (the estimate leav
 
 
 def memory_check(backend: HydraBackend, combos: list[Combo], device: str):
-    """``fits(combination, depths)``: does a mixed pack fit the device (deepdepth.capacity's estimate)?"""
-    from deepdepth.capacity import available_ram, trial_bytes
+    """``fits(combination, depths)``: does a mixed pack fit the device (deepdepth.trial.capacity's estimate)?"""
+    from deepdepth.trial.capacity import available_ram, trial_bytes
 
     limit = DEVICE_BYTES.get(device) or available_ram()
     if limit is None:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from .config import fast_error, lr_error, memory_format_error, protocol_error
 from .data import replica_labels
 from .metrics import ReplicaError
-from .models import ConvBlock, DepthNet
+from ..models import ConvBlock, DepthNet
 from .step import CompilePlan, TrainStep
 
 
@@ -98,7 +98,7 @@ class DepthClassifier(L.LightningModule):
 
     def replica_losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, S, 10) and one mean cross-entropy per replica (S,); y is (N,) or (N, S)
-        (``deepdepth.data``'s batch layout)."""
+        (``deepdepth.trial.data``'s batch layout)."""
         logits = self.net(self._layout(x)).view(x.shape[0], self.net.replicas, -1)
         target = replica_labels(y, self.net.replicas)
         losses = F.cross_entropy(logits.permute(0, 2, 1), target, reduction="none").mean(0)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .models import pack_memory_bytes
-from .models.blocks import WIDTHS
-from .study import MNIST_SIZES
+from ..models import pack_memory_bytes
+from ..models.blocks import WIDTHS
+from ..study import MNIST_SIZES
 
 SAMPLE_BYTES = 28 * 28 * 4 + 8  # a float32 image and its int64 label
 

@@ -15,7 +15,7 @@ Reported per case (scheme, k50, slope) and per RNG seed, none pooled away: studi
 with a finite interval and how many of those hold the true k50, studies that reached the width
 and how many of those hold it, and the mean trials a study took. Pure Python and numpy.
 
-    python -m deepdepth.calibration --studies 200 --rng-seeds 3 --out benchmarks/calibration.md
+    python -m deepdepth.search.calibration --studies 200 --rng-seeds 3 --out benchmarks/calibration.md
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .confidence import LEVEL
-from .search import GallopSearch, Refine
+from ..science.confidence import LEVEL
+from .gallop import GallopSearch
+from .refine import Refine
 
 SLOPES = (4, 8, 15)
 K50S = (6, 14, 40, 150, 450)
@@ -197,7 +198,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(text)
     print(f"{len(cases)} cases x {a.rng_seeds} RNG seeds x {a.studies} studies, level {a.level:g}, {took:.0f} s")
     if a.out:
-        command = "python -m deepdepth.calibration " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "python -m deepdepth.search.calibration " + " ".join(argv if argv is not None else sys.argv[1:])
         with open(a.out, "w") as f:
             f.write(document(text, command.strip(), a.level, took))
 

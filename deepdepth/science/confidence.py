@@ -22,7 +22,7 @@ search walks outward, doubling its step, until the profile drops below the cut.
 ``LEVEL`` is the one level of every k50 interval (Refine's stop, the report, the README). It is
 not the textbook 95%: after an adaptive search with 3 seeds per depth and a stop at the first
 narrow interval the nominal 95% cut covers less than 95%. LEVEL is chosen by the simulation in
-deepdepth/calibration.py (table: benchmarks/calibration.md) so that the interval covers the true
+deepdepth/search/calibration.py (table: benchmarks/calibration.md) so that the interval covers the true
 k50 in at least 95% of simulated studies in every case with seeds independent across depths.
 """
 from __future__ import annotations

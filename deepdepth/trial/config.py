@@ -9,9 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from .components import entries, missing_extra
 from .devices import FLUSH_DENORMAL
-from .models import check_depth, check_init
-from .models.blocks import ACTIVATIONS, check_widths
-from .seeds import MAX_SEED, seed_error
+from ..models import check_depth, check_init
+from ..models.blocks import ACTIVATIONS, check_widths
+from ..seeds import MAX_SEED, seed_error
 from .verdict import CRITERIA
 
 PROTOCOLS = ("correct", "original")  # original: BatchNorm frozen after the first test, as the original notebook

@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from .models import ConvBlock
+from ..models import ConvBlock
 
 QUANTITIES = {"act_rms": "activation RMS", "weight_grad_norm": "||dL/dW|| (conv weight)",
               "output_grad_norm": "||dL/du|| (block output)"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .study import MNIST_SIZES, PROTOCOL
+from ..study import MNIST_SIZES, PROTOCOL
 
 STEP = 3             # its depth grid (k = 3 m)
 SEEDS_PER_PROBE = 1  # one training run per probed depth
