@@ -36,7 +36,7 @@ from .trial.devices import (backend_flags, claim_gpu, cudnn_benchmark, denormals
                       gpu_names, trains_on_cpu)
 from .trial.diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
-from .models.blocks import WIDTHS
+from .study import WIDTHS
 from .trial.module import DepthClassifier
 from .command_line import check_command_line
 from .files import WriteError, atomic_write, no_room

@@ -2,7 +2,8 @@
 that cannot fit on a device can be refused (or split) up front."""
 from __future__ import annotations
 
-from .net import POOLED, WIDTHS, check_depth
+from ..study import WIDTHS
+from .net import POOLED, check_depth
 
 FLOAT32 = 4
 SAVES_INPUT = {"elu"}  # autograd keeps the activation's input (tanh, relu keep their output)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import WIDTHS, ReplicaLinear, Stage, check_widths
+from ..study import WIDTHS
+from .blocks import ReplicaLinear, Stage, check_widths
 from .init import check_init, initialise
 from ..seeds import MAX_SEED, seed_error
 from .variants import variant_kwargs

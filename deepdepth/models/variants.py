@@ -12,7 +12,8 @@ import importlib.util
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .blocks import ACTIVATIONS, WIDTHS, check_widths
+from ..study import WIDTHS
+from .blocks import ACTIVATIONS, check_widths
 from .init import check_init
 
 

@@ -7,7 +7,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..models import pack_memory_bytes
-from ..models.blocks import WIDTHS
+from ..study import WIDTHS
 from ..study import MNIST_SIZES
 
 SAMPLE_BYTES = 28 * 28 * 4 + 8  # a float32 image and its int64 label
