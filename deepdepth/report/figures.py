@@ -19,8 +19,9 @@ from .axes import cell_edges, depth_axis, theory_grid
 from .compare import NO_SETTINGS, compare_reference
 from .phase import gain_sweep, theory_curves
 from .render import NotDrawn
-from .stats import INTERVAL, Confidence
-from .styles import distinct, legend_label, same_trials, slug, style
+from .stats import INTERVAL, Confidence, distinct, same_trials
+from .styles import legend_label, slug, style
+from .swept import KeySweep, key_sweeps, order
 
 Draw = Callable[[list[Confidence]], Figure]
 FIGURES: dict[str, Draw] = {}  # drawn for every sweep
@@ -50,6 +51,11 @@ def all_figures(conf: list[Confidence]) -> Iterator[tuple[str, Figure]]:
     for stem, (applies, draw) in CONDITIONAL.items():
         if applies(shown):
             yield stem, draw(shown)
+    by_key: dict[str, list[KeySweep]] = {}
+    for sweep in key_sweeps(shown):
+        by_key.setdefault(sweep.key, []).append(sweep)
+    for key, sweeps in by_key.items():
+        yield "limit_vs_" + slug(key), limit_against(sweeps)
     for r in shown:
         yield combination_stem(r), combination_errors(r)
 
@@ -134,6 +140,7 @@ def depth_limits(conf: list[Confidence]) -> Figure:
     study's k* (x) and its failed probe (|), where its settings apply."""
     shared = {id(r): both for r, both in distinct(conf)}
     comparison = [x for x in compare_reference(conf) if id(x.row) in shared]  # each set of trials once
+    known = any(x.reference is not None and x.verdict != NO_SETTINGS for x in comparison)
     fig = Figure(figsize=(9.5, 0.45 * len(comparison) + 2.6), layout="constrained")
     ax = fig.subplots()
     st = style(conf)
@@ -159,19 +166,66 @@ def depth_limits(conf: list[Confidence]) -> Figure:
                 ax.plot([ref.failed], [y], marker="|", color="k", ms=12, mew=2, ls="none")
     ax.set_yticks(range(len(comparison)))
     ax.set_yticklabels([(same_trials(x.row)[0] + " (protocols: both)" if shared[id(x.row)] else legend_label(x.row))
-                        + (" [no reference for its settings]" if x.verdict == NO_SETTINGS
+                        + ("" if not known else " [no reference for its settings]" if x.verdict == NO_SETTINGS
                            else " [reference: other protocol]" if x.caveat else "")
                         for x in comparison], fontsize="small")
     ax.invert_yaxis()
     ax.set_xlim(lo, hi)
     depth_axis(ax, depths or [lo * 1.25, hi / 1.25])  # ticks at depths that exist, labels exact
     ax.grid(axis="x", alpha=0.3)
-    ax.set(xlabel="depth k (conv layers, log scale)", title="Measured depth limit and the original study's k*")
-    fig.legend(handles=[Line2D([], [], color="gray", marker="o", lw=2.5, label=f"k50 and {INTERVAL} interval"),
-                        Line2D([], [], color="gray", lw=2.5, marker=">", label="bound only (arrow: open side)"),
-                        Line2D([], [], color="k", marker="x", mew=2, ls="none", label="reference k* (one seed)"),
-                        Line2D([], [], color="k", marker="|", ms=12, mew=2, ls="none", label="its next probe: failed")],
-               loc="outside lower center", ncols=2, fontsize="small")
+    ax.set(xlabel="depth k (conv layers, log scale)",
+           title="Measured depth limit" + (" and the original study's k*" if known else ""))
+    handles = [Line2D([], [], color="gray", marker="o", lw=2.5, label=f"k50 and {INTERVAL} interval"),
+               Line2D([], [], color="gray", lw=2.5, marker=">", label="bound only (arrow: open side)")]
+    if known:
+        handles += [Line2D([], [], color="k", marker="x", mew=2, ls="none", label="reference k* (one seed)"),
+                    Line2D([], [], color="k", marker="|", ms=12, mew=2, ls="none", label="its next probe: failed")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
+    return fig
+
+
+def limit_against(sweeps: list[KeySweep]) -> Figure:
+    """The measured limit against one swept key, a line per group of combinations: k50 with its
+    interval (arrows: only a bound). A numeric key spanning more than 3x is drawn on a log axis
+    at its values (lr), any other key at evenly spaced positions in its order."""
+    key = sweeps[0].key
+    values = sorted({s.value(r): r.combination.settings.get(key) for s in sweeps for r in s.rows}.items(),
+                    key=lambda kv: order(kv[1]))
+    numbers = [v for _, v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+    logx = len(numbers) == len(values) and max(numbers) > 3 * min(numbers)
+    where = {shown: (v if logx else i) for i, (shown, v) in enumerate(values)}
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.subplots()
+    depths = [x for s in sweeps for r in s.rows for x in (r.limit.low, r.limit.value, r.limit.high) if x]
+    lo, hi = min(depths) / 1.5, max(depths) * 1.5
+    for i, s in enumerate(sweeps):
+        color, nudge = f"C{i % 10}", (i - (len(sweeps) - 1) / 2) * (0.04 if logx else 0.06)
+        xs = [where[s.value(r)] * (10 ** nudge if logx else 1) + (0 if logx else nudge) for r in s.rows]
+        centres = [r.limit.value if r.limit.kind != "none" else None for r in s.rows]
+        ax.plot([x for x, c in zip(xs, centres) if c], [c for c in centres if c], color=color, lw=1, alpha=0.5)
+        for x, r in zip(xs, s.rows):
+            lim = r.limit
+            if lim.kind == "k50":
+                low, high = lim.low or lo, lim.high or hi
+                ax.errorbar([x], [lim.value], yerr=[[lim.value - low], [high - lim.value]], fmt="o", color=color,
+                            capsize=4, lw=1.5, label=s.group if r is s.rows[0] else None)
+            elif lim.kind in ("above", "below"):
+                end = lim.value * (1.4 if lim.kind == "above" else 1 / 1.4)
+                ax.annotate("", (x, end), (x, lim.value), arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5))
+                ax.plot([x], [lim.value], marker="o", ms=5, color=color, label=s.group if r is s.rows[0] else None)
+    if logx:
+        ax.set_xscale("log")
+        ax.set_xticks(numbers, [shown for shown, _ in values])
+        ax.set_xlim(min(numbers) / 1.6, max(numbers) * 1.6)
+    else:
+        ax.set_xticks(range(len(values)), [shown for shown, _ in values])
+        ax.set_xlim(-0.6, len(values) - 0.4)
+    ax.set_ylim(lo, hi)
+    depth_axis(ax, depths, axis="y")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set(xlabel=key + (" (log scale)" if logx else ""), ylabel="depth k (conv layers, log scale)",
+           title=f"Measured limit against {key}: k50 and its {INTERVAL} interval (arrows: only a bound)")
+    ax.legend(fontsize="small", loc="best")
     return fig
 
 

@@ -94,7 +94,7 @@ def load_sweep(sweep_dir) -> list[Trial]:
     latest: dict[tuple, Trial] = {}
     for i, r in enumerate(rows):
         try:
-            t = jobs.fill(_trial(r))
+            t = jobs.fill(trial_from_row(r))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             source = sweep_dir / "frontier.json" if doc is not None else "a result.json of " + str(sweep_dir)
             raise ReportError(f"{source}: trial record {i} is malformed ({type(e).__name__}: {e}); "
@@ -126,7 +126,7 @@ def sweeper_settings(sweep_dir) -> dict:
     return (_frontier_doc(Path(sweep_dir)) or {}).get("sweeper") or {}
 
 
-def _trial(r: dict) -> Trial:
+def trial_from_row(r: dict) -> Trial:
     job = r.get("job") or (Path(str(r["job_dir"])).name if r.get("job_dir") else None)
     return Trial(combo=int(r["combo"]), k=int(r["k"]), seed=r.get("seed"), trainable=r.get("trainable"),
                  status=r.get("status") or "ok", test_err=_last(r.get("test_err")),

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Optional
 
 from ..science import reference as ref
-from .compare import Comparison, compare_reference, like_for_like_lines, verdict_lines
+from .compare import NO_SETTINGS, Comparison, compare_reference, like_for_like_lines, verdict_lines
 from .load import Combination, Trial
 from .markdown import table
 from .phase import gain_sweep, phase_markdown
 from .provenance import devices_line
 from .settings import show, varying
 from .stats import INTERVAL, Confidence, DepthPoint, Ranked, confidence_table, rank_variants
+from .swept import key_sweeps, sweeps_markdown
 from .theory import mean_field_rows, prediction_cells
 
 
@@ -134,11 +135,11 @@ def ranking_markdown(ranking: list[Ranked], mean_field: Optional[dict] = None) -
     rows = []
     for x in ranking:
         c = x.row.combination
-        pred, note = prediction_cells((mean_field or {}).get(c.combo)) if mean_field is not None else ("—", "")
+        theory = list(prediction_cells(mean_field.get(c.combo))) if mean_field else []
         rows.append([c.protocol, show(c.lr), x.rank, c.model, *setting_cells(c, keys), x.shown, x.row.k_star_str,
-                     pred, note])
+                     *theory])
     return table(["protocol", "lr", "rank", "variant", *keys, "measured limit", "k* (search)",
-                  "mean-field k* (6 xi)", "theory"], rows)
+                  *(["mean-field k* (6 xi)", "theory"] if mean_field else [])], rows)
 
 
 def phase_section(conf: list[Confidence], figures: list, variants: Optional[dict] = None) -> list[str]:
@@ -196,19 +197,57 @@ def precision_section(conf: list[Confidence]) -> list[str]:
                    "seeds per depth", "stopped"], table_rows)]
 
 
+def reference_applies(comparison: list[Comparison]) -> bool:
+    """Does any combination have the original study's figure under its own settings?"""
+    return any(c.verdict not in ("no reference", NO_SETTINGS) for c in comparison)
+
+
+def ranking_intro(ranking: list[Ranked], theory: bool) -> str:
+    together = len({x.group for x in ranking}) == 1 and len(ranking) > 1
+    text = ("All combinations ranked together" if together else "Within each setting") + (
+        ", deepest first; a lower bound ranks by its bound, so a combination shown '> k' may belong higher.")
+    if theory:
+        text += (" Mean-field theory (Schoenholz et al. 2017) predicts k* ~ 6 xi for plain networks only, here "
+                 "from each combination's own activation and init.")
+    return text
+
+
+def reference_section(comparison: list[Comparison]) -> list[str]:
+    """The original study's k* beside the measured limits, where its settings apply (else nothing)."""
+    if not reference_applies(comparison):
+        return []
+    return ["", "## Comparison with the original study", "",
+            f"Reference: the original study's searches, one seed per probe, lr {show(ref.SETTINGS['lr'])}, "
+            f"{ref.SETTINGS['epochs']} epochs, full MNIST ({ref.SETTINGS['train_samples']:,}/"
+            f"{ref.SETTINGS['test_samples']:,} images), criterion {ref.SETTINGS['criterion']}, threshold "
+            f"{show(ref.SETTINGS['threshold'])}; its BatchNorm variants ran under protocol="
+            f"{ref.ORIGINAL_PROTOCOL}. Its k* is a last trainable depth and its next probe failed, so the "
+            "reference counts as inside when it lies in [low - step, high] of the measured range. A combination "
+            "trained under other settings is not compared.", "",
+            comparison_markdown(comparison), "", *verdict_lines(comparison)]
+
+
 def render_report(frontier: list[Combination], trials: list[Trial], title: str = "Depth study",
                   sweeper: Optional[dict] = None, figures: Optional[list] = None,
-                  mean_field: bool = True, variants: Optional[dict] = None) -> str:
-    """The whole report as markdown: what ``main`` prints and writes to report.md."""
+                  mean_field: bool = True, variants: Optional[dict] = None, added: Optional[list] = None) -> str:
+    """The whole report as markdown: what ``main`` prints and writes to report.md. ``added``:
+    lines naming trials taken in from other folders. Sections that do not apply to the sweep (no
+    combination under the original study's settings, no network mean field describes, no key
+    swept) are left out."""
     conf = confidence_table(frontier, trials)
     comparison = compare_reference(conf)
     mf = mean_field_rows(conf, variants) if mean_field else None
+    if mf is not None and not any(row["applicable"] for row in mf.values()):
+        mf = None
+    ranking = rank_variants(conf)
     parts = [f"# {title}", ""]
     if sweeper:
         parts += ["Sweeper: " + ", ".join(f"{k}={show(v)}" for k, v in sweeper.items() if not isinstance(v, dict)),
                   ""]
     trained_on = devices_line(trials)
-    parts += [shared_settings(conf), *(["", trained_on] if trained_on else []), "",
+    parts += [shared_settings(conf), *(["", trained_on] if trained_on else []),
+              *(["", "Trials added from other folders (each matched to the combination of its settings):", *added]
+                if added else []), "",
               "## Study table", "", study_markdown(conf, trials), "",
               "## Confidence per combination", "",
               "Per probed depth: seeds that trained / seeds with a verdict (crashed trials excluded), the fraction "
@@ -219,21 +258,10 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
               "depth, none at the next probed) no point: the bracket between the two and its interval; where no "
               "probe is below 50% trainable, or the fit puts k50 beyond the deepest probe, only a lower bound "
               "(> the deepest probe with a majority trained), never an extrapolation. k*: the last trainable depth under the sweep's rule.", "",
-              confidence_markdown(conf), "",
-              "## Comparison with the original study", "",
-              f"Reference: the original study's searches, one seed per probe, lr {show(ref.SETTINGS['lr'])}, "
-              f"{ref.SETTINGS['epochs']} epochs, full MNIST ({ref.SETTINGS['train_samples']:,}/"
-              f"{ref.SETTINGS['test_samples']:,} images), criterion {ref.SETTINGS['criterion']}, threshold "
-              f"{show(ref.SETTINGS['threshold'])}; its BatchNorm variants ran under protocol="
-              f"{ref.ORIGINAL_PROTOCOL}. Its k* is a last trainable depth and its next probe failed, so the "
-              "reference counts as inside when it lies in [low - step, high] of the measured range. A combination "
-              "trained under other settings is not compared.", "",
-              comparison_markdown(comparison), "", *verdict_lines(comparison), "",
-              "## Ranking by measured depth limit", "",
-              "Within each setting, deepest first; a lower bound ranks by its bound, so a variant shown '> k' may "
-              "belong higher. Mean-field theory (Schoenholz et al. 2017) predicts k* ~ 6 xi for plain networks "
-              "only, here from each combination's own activation and init.", "",
-              ranking_markdown(rank_variants(conf), mf)]
+              confidence_markdown(conf), *sweeps_markdown(key_sweeps(conf, trials))]
+    parts += reference_section(comparison)
+    parts += ["", "## Ranking by measured depth limit", "", ranking_intro(ranking, bool(mf)), "",
+              ranking_markdown(ranking, mf)]
     parts += precision_section(conf)
     pairs = like_for_like_lines(conf)
     if pairs:

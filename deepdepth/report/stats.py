@@ -4,6 +4,7 @@ bound, never an extrapolation); the ranking by that limit."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -141,22 +142,44 @@ class Ranked:
 
 def rank_variants(conf: list[Confidence], group_keys: Optional[list[str]] = None) -> list[Ranked]:
     """Rank by measured limit within each setting of the training (protocol, lr, epochs, ...),
-    deepest first, the correct protocol's group first; ties share a rank."""
+    deepest first, the correct protocol's group first; ties share a rank. Where that leaves every
+    group a single row (one variant swept over lr, say), all rows are ranked together: across the
+    settings, not within each."""
     if group_keys is None:
         spread = varying([r.combination.settings for r in conf])
         group_keys = ["protocol", "lr"] + [k for k in spread
                                            if k not in ("protocol", "lr") and not k.startswith("model.")]
+        keyed = {tuple(str(r.combination.settings.get(k)) for k in group_keys) for r in conf}
+        if len(conf) > 1 and len(keyed) == len(conf):
+            group_keys = []
     groups: dict[tuple, list[Ranked]] = {}
     for r in conf:
         g = tuple(str(r.combination.settings.get(k)) for k in group_keys)
         groups.setdefault(g, []).append(Ranked(r, g))
     out = []
-    for g in sorted(groups, key=lambda g: (g[0] != "correct", g)):
+    first = group_keys.index("protocol") if "protocol" in group_keys else None
+    for g in sorted(groups, key=lambda g: (first is not None and g[first] != "correct", g)):
         rows = sorted(groups[g], key=lambda x: x.key, reverse=True)
         for i, x in enumerate(rows):
             x.rank = rows[i - 1].rank if i and rows[i - 1].key == x.key else i + 1
         out += rows
     return out
+
+
+def same_trials(r: Confidence) -> tuple:
+    """What a row's limit rests on: its variant and settings but the protocol, and its probes. Two
+    rows with the same key are one set of trials (a BatchNorm-free variant's two protocols)."""
+    c = r.combination
+    return (re.sub(r" ?protocol=\S+", "", c.label), str(r.limit),
+            tuple((d.k, d.n, d.passes, tuple(sorted(e for e in d.test_errs if e is not None))) for d in r.depths))
+
+
+def distinct(conf: list[Confidence]) -> list[tuple[Confidence, bool]]:
+    """Each distinct set of trials once, with whether another protocol's row shares it."""
+    seen: dict[tuple, list] = {}
+    for r in conf:
+        seen.setdefault(same_trials(r), []).append(r)
+    return [(rows[0], len({x.combination.protocol for x in rows}) > 1) for rows in seen.values()]
 
 
 def fmt_k(x) -> str:
