@@ -237,6 +237,37 @@ def test_bounds_per_combination():
     assert bound_for(["model=resnet", "optim.lr=0.01"], 24, upper_for) == 900
     assert bound_for(["model=cnn_tanh", "optim.lr=0.1"], 24, upper_for) == 60
     assert bound_for(["model=cnn_tanh", "optim.lr=0.01"], 24, upper_for) == 24
+    # a grid value as Hydra escapes it is found by the value as typed
+    assert bound_for(["model=cnn_tanh_newinit", "model.init=fan_in\\:2"], 48, {"fan_in:2": 96}) == 96
+
+
+def test_extra_combinations_add_points_not_a_product():
+    grid, _ = parse_grid(None, ["model=m", "model.init=fan_in:0.5,fan_in:2", "optim.lr=0.01"],
+                         [["model.init=fan_in:0.5", "model.widths=[2,4,8]"], ["optim.lr=0.1"]])
+    assert grid[2:] == [["model=m", "model.init=fan_in\\:0.5", "optim.lr=0.01", "model.widths=[2,4,8]"],
+                        ["model=m", "model.init=fan_in\\:0.5", "optim.lr=0.1"]]
+    assert len(grid) == 4
+
+
+@pytest.mark.parametrize("extra, message", [([["model=m"]], r"extra_combinations\[0\] \(model=m\) is already a combination"),
+                                            ([["model=a,b"]], "sets one value per key and no seed, got model=a,b"),
+                                            ([["seed=3"]], "sets one value per key and no seed"),
+                                            ([["k=9"]], "k is the searched depth"),
+                                            (["model=a"], "must be a non-empty list of overrides")])
+def test_extra_combinations_are_checked_before_any_training(extra, message):
+    with pytest.raises(BisectError, match=message):
+        parse_grid(None, ["model=m"], extra)
+
+
+def test_an_extra_combination_trains_its_own_network(tmp_path, mnist_root):
+    """A width beside the grid's inits: one more combination, its jobs train the narrower network."""
+    d, _, _ = sweep(tmp_path, "model=cnn_tanh_newinit", "model.init=fan_in:1,fan_in:0.9", "hydra.sweeper.upper=6",
+                    "hydra.sweeper.seeds=1", 'hydra.sweeper.extra_combinations=[["model.init=fan_in:1","model.widths=[2,4,8]"]]',
+                    *tiny(mnist_root))
+    rows = frontier(d)["frontier"]
+    assert len(rows) == 3 and rows[2]["params"]["model.widths"] == "[2,4,8]"
+    widths = {json.loads((j / "result.json").read_text())["widths"].__repr__() for j in job_dirs(d)}
+    assert widths == {"[4, 8, 16]", "[2, 4, 8]"}
 
 
 def test_plugin_module_is_thin_and_imports_its_implementation_lazily():

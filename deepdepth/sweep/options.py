@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from ..seeds import SEED_SCHEMES
 from .combos import SweepError
@@ -49,6 +49,9 @@ class SweeperOptions:
     wait_for_lock: bool = False  # another sweep holds the sweep dir: wait for it instead of refusing
     refine: RefineOptions = field(default_factory=RefineOptions)
     params: Optional[Dict[str, str]] = None  # extra sweep arguments, as in the basic sweeper
+    # combinations beyond the params grid, each a list of overrides applied to the grid's first
+    # combination, e.g. [[model.init=fan_in:0.7, "model.widths=[2,4,8]"]]: one more point, not a product
+    extra_combinations: Optional[List[List[str]]] = field(default_factory=list)
     upper_for: Optional[Dict[str, int]] = field(default_factory=dict)  # per-combination bounds by grid value, e.g. {resnet: 900}
 
     @classmethod
@@ -67,7 +70,7 @@ class SweeperOptions:
 
     def header(self) -> dict:
         """What frontier.json records of the options (not the grid's own parts)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("params", "upper_for", "plan_limits")}
+        return {k: v for k, v in asdict(self).items() if k not in ("params", "upper_for", "plan_limits", "extra_combinations")}
 
     def check(self) -> None:
         """The sweeper's own numbers in range, one line naming the first that is not."""

@@ -10,16 +10,17 @@ from ..search import make_search
 from .combos import Combo, Options
 from .options import SweeperOptions
 from .records import params_id
-from .trials import combo_params
+from .trials import combo_params, unescape
 from .cost import device_name, duration
 from .plan import plan, plan_chunks
 
 
 def bound_for(overrides: list[str], upper: int, upper_for: dict) -> int:
     """A combination's bound: the first ``upper_for`` entry it matches, keyed by a grid value
-    (``resnet: 900``) or, where values are ambiguous, a whole override (``"model=resnet": 900``)."""
+    (``resnet: 900``, ``"fan_in:2": 150``) or, where values are ambiguous, a whole override
+    (``"model=resnet": 900``); Hydra's escapes in the grid (``fan_in\\:2``) need not be typed."""
     for o in overrides:
-        for key in (o, o.split("=", 1)[-1]):
+        for key in dict.fromkeys((o, o.split("=", 1)[-1], unescape(o), unescape(o.split("=", 1)[-1]))):
             if key in upper_for:
                 return upper_for[key]
     return upper

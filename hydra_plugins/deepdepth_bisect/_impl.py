@@ -134,21 +134,13 @@ def composed(cfg: DictConfig) -> Composed:
                     widths=widths)
 
 
-def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], int]:
-    """Cartesian grid of the non-k arguments, parsed exactly as the basic sweeper does."""
+def parse_grid(config_loader, arguments: list[str], extra: Optional[list] = None) -> tuple[list[list[str]], int]:
+    """Cartesian grid of the non-k arguments, parsed exactly as the basic sweeper does, then the
+    ``extra`` combinations (each a list of overrides applied to the grid's first combination)."""
     parser = OverridesParser.create(config_loader=config_loader)
     kept, base_seed = [], 0
     for o in parser.parse_overrides(arguments):
-        key = o.get_key_element().lstrip("+~")
-        if key == "k":
-            raise BisectError("bisect sweeper: k is the searched depth and cannot be set or swept; "
-                              "use hydra.sweeper.lower / upper / step")
-        if key in ("replicas", "seeds", "depths"):
-            raise BisectError(f"bisect sweeper: {key} is set by the sweeper per job; use hydra.sweeper.seeds")
-        if key == "inits":
-            raise BisectError("bisect sweeper: inits is set by the sweeper per job; sweep model.init instead "
-                              "(combinations that differ only in it train packed, one init per replica)")
-        if key == "seed":
+        if o.get_key_element().lstrip("+~") == "seed":
             if o.is_sweep_override():
                 raise BisectError("bisect sweeper: seed cannot be swept; use hydra.sweeper.seeds=N "
                                   "(N trials per probe, their seeds drawn from seed by hydra.sweeper.seed_scheme)")
@@ -156,8 +148,37 @@ def parse_grid(config_loader, arguments: list[str]) -> tuple[list[list[str]], in
             if seed_error(base_seed):
                 raise BisectError(f"bisect sweeper: {seed_error(base_seed)}")
             continue
-        kept.append(o)
-    return BasicSweeper.split_arguments(kept, None)[0], base_seed
+        kept.append(_swept(o))
+    grid = BasicSweeper.split_arguments(kept, None)[0]
+    for i, combination in enumerate(extra or []):
+        where = f"hydra.sweeper.extra_combinations[{i}]"
+        if isinstance(combination, str) or not combination:
+            raise BisectError(f"bisect sweeper: {where} must be a non-empty list of overrides, got {combination!r}")
+        fixed = {}
+        for o in parser.parse_overrides([str(x) for x in combination]):
+            if _swept(o).is_sweep_override() or o.get_key_element().lstrip("+~") == "seed":
+                raise BisectError(f"bisect sweeper: {where} sets one value per key and no seed, got "
+                                  f"{o.input_line}")
+            fixed[o.get_key_element()] = f"{o.get_key_element()}={o.get_value_element_as_str()}"
+        row = [fixed.pop(arg.split("=", 1)[0], arg) for arg in (grid[0] if grid else [])] + list(fixed.values())
+        if row in grid:
+            raise BisectError(f"bisect sweeper: {where} ({' '.join(row)}) is already a combination of the sweep")
+        grid.append(row)
+    return grid, base_seed
+
+
+def _swept(o):
+    """An override the sweeper may take into its grid (k, seeds, replicas, depths and inits are its own)."""
+    key = o.get_key_element().lstrip("+~")
+    if key == "k":
+        raise BisectError("bisect sweeper: k is the searched depth and cannot be set or swept; "
+                          "use hydra.sweeper.lower / upper / step")
+    if key in ("replicas", "seeds", "depths"):
+        raise BisectError(f"bisect sweeper: {key} is set by the sweeper per job; use hydra.sweeper.seeds")
+    if key == "inits":
+        raise BisectError("bisect sweeper: inits is set by the sweeper per job; sweep model.init instead "
+                          "(combinations that differ only in it train packed, one init per replica)")
+    return o
 
 
 def check_combos(backend: HydraBackend, grid: list[list[str]], searches: list, hints,
@@ -207,7 +228,8 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     except SweepError as e:
         raise BisectError(str(e)) from None
     logging.raiseExceptions = False  # a log file on a full disk: no stack dump per line (the sweep's error says it)
-    grid, base_seed = parse_grid(sweeper.hydra_context.config_loader, params + list(arguments))
+    grid, base_seed = parse_grid(sweeper.hydra_context.config_loader, params + list(arguments),
+                                 opts.extra_combinations)
     try:
         searches = build_searches(grid, opts, base_seed, recorded_seed_schemes(sweep_dir))
     except ValueError as e:
