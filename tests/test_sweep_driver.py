@@ -615,3 +615,26 @@ def test_denormal_slowed_is_only_unflushed_norm_free_cpu_jobs():
     assert not denormal_slowed({"device": "cpu", "norm": True}, norm=False)
     assert not denormal_slowed({"device": "cpu"}, norm=True)
     assert not denormal_slowed({"device": "cuda:0", "device_name": "NVIDIA H200"}, norm=False)
+
+
+def test_the_sweeps_guide_lists_every_option_with_its_default():
+    """docs/guide/sweeps.md's option table and the typed options agree: names and defaults."""
+    import dataclasses
+    import json
+    import re
+    from pathlib import Path
+
+    from deepdepth.sweep.options import RefineOptions, SweeperOptions
+
+    def default(f):
+        return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+    def shown(x):  # as YAML writes it
+        return json.dumps(x) if isinstance(x, (bool, type(None), dict, list)) else str(x)
+
+    want = {f.name: shown(default(f)) for f in dataclasses.fields(SweeperOptions) if f.name != "refine"}
+    want.update({f"refine.{f.name}": shown(default(f)) for f in dataclasses.fields(RefineOptions)})
+    want["upper"] = "required"
+    text = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "sweeps.md").read_text()
+    table = dict(re.findall(r"^\| `([a-z_.]+)` \| `?([^`|]+?)`? \|", text.split("## Options", 1)[1], re.M))
+    assert table == want
