@@ -126,3 +126,35 @@ def test_cli_on_a_gain_sweep_dir(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "![phase_diagram](phase_diagram.png)" in out[out.index("## Phase diagram"):out.index("## Figures")]
     assert (d / "phase_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def width_sweep_dir(tmp_path):
+    """sigma_w^2 0.55 and 0.7 at the study's widths (no override) and halved; more layers train wider."""
+    rows, history = [], []
+    for i, (s2, widths) in enumerate([(0.55, None), (0.7, None), (0.55, "[2,4,8]"), (0.7, "[2,4,8]")]):
+        params = {"model.init": gain(s2), **({"model.widths": widths} if widths else {})}
+        rows.append(frontier_row(i, "cnn_tanh_newinit", 12, 48, params=params))
+        shift = 1 if widths is None else 0.5  # the narrow networks' limit is half as deep
+        for k in (6, 12, 24, 48):
+            for s in range(3):
+                history.append(history_row(i, k, s, k * (1 + 0.1 * s) <= COUNTS_LIMIT[s2] * shift * 1.2))
+    return write_sweep(tmp_path / "widths", rows, history)
+
+
+COUNTS_LIMIT = {0.55: 20, 0.7: 30}
+
+
+def test_a_width_sweep_gets_its_table_and_figure_beside_the_phase_diagram(tmp_path):
+    d = width_sweep_dir(tmp_path)
+    trials_ = report.load_sweep(d)
+    frontier = report.load_frontier(d, trials_)
+    assert [c.settings["model.widths"] for c in frontier] == ["[4,8,16]", "[4,8,16]", "[2,4,8]", "[2,4,8]"]
+    sweep = figures.width_sweep(report.confidence_table(frontier, trials_))
+    assert [[figures.widths_of(p) for p in ps] for ps in sweep.values()] == [[(2, 4, 8), (4, 8, 16)]] * 2
+    assert list(sweep) == pytest.approx([0.55, 0.7], rel=1e-5)
+    assert all(len({round(p.six_xi, 6) for p in ps}) == 1 for ps in sweep.values())  # mean field ignores width
+    text = render_report(frontier, trials_, figures=[])
+    section = text.split("### Width", 1)[1]
+    assert "| 0.55 | [2,4,8] |" in section and "| 0.7 | [4,8,16] |" in section and "k50 / 6 xi" in section
+    names = [stem for stem, _ in figures.all_figures(report.confidence_table(frontier, trials_))]
+    assert "depth_scale_vs_width" in names and "limit_vs_model.widths" in names

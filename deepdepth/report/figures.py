@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 
 from .axes import cell_edges, depth_axis, theory_grid
 from .compare import NO_SETTINGS, compare_reference
-from .phase import gain_sweep, theory_curves
+from .phase import gain_sweep, theory_curves, width_sweep, widths_of
 from .render import NotDrawn
 from .stats import INTERVAL, Confidence, distinct, same_trials
 from .styles import legend_label, slug, style
@@ -328,4 +328,39 @@ def phase_diagram(conf: list[Confidence]) -> Figure:
                label="bound only: no probe crosses 50% (arrow: open side)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
     fig.suptitle("Trainability phase diagram: where seeds train against mean-field depth scales")
+    return fig
+
+
+@registered("depth_scale_vs_width", applies=lambda conf: bool(width_sweep(conf)))
+def depth_scale_vs_width(conf: list[Confidence]) -> Figure:
+    """Per sigma_w^2 swept over widths: the measured k50 over mean field's 6 xi (the same at
+    every width) against the channels per stage, with k50's interval (arrows: only a bound)."""
+    sweep = width_sweep(conf)
+    fig = Figure(figsize=(7, 4.8), layout="constrained")
+    ax = fig.subplots()
+    ticks = {}
+    for i, (s2, points) in enumerate(sweep.items()):
+        color, nudge = f"C{i % 10}", 1 + 0.03 * (i - (len(sweep) - 1) / 2)
+        xs, ys = [], []
+        for p in points:
+            x, ref, lim = widths_of(p)[0] * nudge, p.six_xi, p.row.limit
+            ticks[widths_of(p)[0]] = ",".join(map(str, widths_of(p)))
+            if lim.kind == "k50":
+                low, high = (lim.low or lim.value / 2) / ref, (lim.high or lim.value * 2) / ref
+                ax.errorbar([x], [lim.value / ref], yerr=[[lim.value / ref - low], [high - lim.value / ref]], fmt="o",
+                            color=color, capsize=4, lw=1.5)
+                xs.append(x)
+                ys.append(lim.value / ref)
+            elif lim.kind in ("above", "below"):
+                end = lim.value / ref * (1.4 if lim.kind == "above" else 1 / 1.4)
+                ax.annotate("", (x, end), (x, lim.value / ref), arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5))
+                ax.plot([x], [lim.value / ref], marker="o", ms=5, color=color)
+        ax.plot(xs, ys, color=color, lw=1, alpha=0.6, label=f"σ_w² = {s2:.3g} (6 ξ = {points[0].six_xi:.3g})")
+    ax.axhline(1.0, color="gray", ls=":", lw=1.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(ticks), [ticks[t] for t in sorted(ticks)])
+    ax.minorticks_off()
+    ax.set(xlabel="channels per stage (log scale)", ylabel="measured k50 / 6 ξ",
+           title=f"The limit against width, over mean field's 6 ξ\n(bars: k50's {INTERVAL} interval; dotted: k50 = 6 ξ)")
+    ax.legend(fontsize="small", loc="best")
     return fig

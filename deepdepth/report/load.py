@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .points import majority_search
-from .settings import RECORDED, label, settings_of, show, value, varying
+from .settings import RECORDED, label, network_default, settings_of, show, value, varying
 
 
 FRONTIER_FIX = ("rerun the sweep's command to rewrite it from the job folders, or delete it to report "
@@ -116,6 +116,9 @@ def load_frontier(sweep_dir, trials: Optional[list[Trial]] = None) -> list[Combi
         combos = [majority_search(c, trials) for c in _job_trials(sweep_dir)[1]]
     keys = varying([c.settings for c in combos])
     for c in combos:
+        for key in keys:  # a network setting some combinations override: the others' own value
+            if key.startswith("model.") and key not in c.settings:
+                c.settings[key] = network_default(c.model, key)
         c.label = label(c.model, c.settings, keys)
         c.file_label = label(c.model, c.settings, ["lr"] + [k for k in keys if k != "lr"])
     return combos

@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..study import WIDTHS
 from .load import Combination, ReportError, Trial, read_json, trial_from_row
-from .settings import RECORDED, settings_of, show, value, variant_of
+from .settings import RECORDED, network_default, settings_of, show, value
 
 NETWORK = ("init", "widths")  # model.* fields a trial records and a sweep may vary
 
@@ -60,12 +59,8 @@ def _combination_of(frontier: list[Combination], r: dict, t: dict, path: Path) -
 
 def _network(c: Combination, field: str) -> Any:
     """What the combination's network has for ``field``: its override, else the variant's own."""
-    if f"model.{field}" in c.settings:
-        return c.settings[f"model.{field}"]
-    if field == "widths":
-        return list(WIDTHS)
-    variant = variant_of(c.model, {})
-    return getattr(variant, field, None)
+    key = f"model.{field}"
+    return c.settings[key] if key in c.settings else network_default(c.model, key)
 
 
 def _same(recorded: Any, network: Any) -> bool:

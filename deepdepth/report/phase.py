@@ -14,7 +14,8 @@ import numpy as np
 
 from ..meanfield import TRAINABLE_XI, Prediction, predict, stage
 from .markdown import table
-from .settings import label, variant_of, varying
+from ..study import WIDTHS
+from .settings import label, variant_of, varying, widths_text, widths_value
 from .stats import INTERVAL, Confidence
 
 SAME = 1e-6  # relative: stages whose sigma_w^2 agree this closely make a uniform network
@@ -88,6 +89,29 @@ def gain_sweep(conf: list[Confidence], variants: Optional[dict] = None) -> dict[
         families.setdefault(p.family, []).append(p)
     return {name: sorted(ps, key=lambda p: p.sigma_w2) for name, ps in families.items()
             if len({round(p.sigma_w2, 9) for p in ps}) >= 2}
+
+
+def widths_of(p: PhasePoint) -> tuple:
+    """The channels per stage a point's network had."""
+    w = widths_value(p.row.combination.settings.get("model.widths"))
+    return tuple(w) if isinstance(w, tuple) else WIDTHS
+
+
+def width_sweep(conf: list[Confidence], variants: Optional[dict] = None) -> dict[float, list[PhasePoint]]:
+    """sigma_w^2 -> its points at two or more widths, narrowest first (mean field is the same for
+    all of them: an infinite-width theory); {} when the sweep does not vary the widths."""
+    by: dict[float, list[PhasePoint]] = {}
+    for p in phase_points(conf, variants):
+        by.setdefault(round(p.sigma_w2, 9), []).append(p)
+    return {s2: sorted(ps, key=widths_of) for s2, ps in sorted(by.items()) if len({widths_of(p) for p in ps}) >= 2}
+
+
+def width_markdown(sweep: dict[float, list[PhasePoint]]) -> str:
+    """Per sigma_w^2 and width: the measured k50 and k50 / 6 xi."""
+    rows = [[f"{p.sigma_w2:.3g}", widths_text(widths_of(p)), num(p.six_xi),
+             str(p.row.limit) + ("" if p.row.combination.done else " (unfinished)"), ratio_cell(p), str(p.row.trials)]
+            for ps in sweep.values() for p in ps]
+    return table(["sigma_w^2", "widths", "6 xi", f"measured k50 [{INTERVAL}]", "k50 / 6 xi", "trials"], rows)
 
 
 def theory_curves(activation: str, sigma_w2) -> tuple[np.ndarray, np.ndarray]:

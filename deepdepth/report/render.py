@@ -13,7 +13,7 @@ from ..science import reference as ref
 from .compare import NO_SETTINGS, Comparison, compare_reference, like_for_like_lines, verdict_lines
 from .load import Combination, Trial
 from .markdown import table
-from .phase import gain_sweep, phase_markdown
+from .phase import gain_sweep, phase_markdown, width_markdown, width_sweep
 from .provenance import devices_line
 from .settings import show, varying
 from .stats import INTERVAL, Confidence, DepthPoint, Ranked, confidence_table, rank_variants
@@ -158,7 +158,20 @@ def phase_section(conf: list[Confidence], figures: list, variants: Optional[dict
             "net decays by 6 e-folds (the input conv maps nothing, width-changing convs at their own "
             f"sigma_w^2). Measured: k50 and its {INTERVAL} "
             "interval, as in the confidence table; the ratio k50 / 6 xi says how far 6 xi misses.", "",
-            phase_markdown(families), *([""] + drawn if drawn else [])]
+            phase_markdown(families), *([""] + drawn if drawn else []), *width_section(conf, figures, variants)]
+
+
+def width_section(conf: list[Confidence], figures: list, variants: Optional[dict] = None) -> list[str]:
+    """Where the sweep varies the widths at an init scale: the limit against width beside 6 xi,
+    which mean field gives the same at every width."""
+    sweep = width_sweep(conf, variants)
+    if not sweep:
+        return []
+    drawn = figure_lines(figures, "depth_scale_vs_width")
+    return ["", "### Width", "",
+            "Mean field is a theory of infinitely wide networks: its 6 xi is the same at every width. The "
+            "measured k50 over 6 xi at each width says how far finite width moves the limit from it.", "",
+            width_markdown(sweep), *([""] + drawn if drawn else [])]
 
 
 def reached(r: Confidence, f: dict) -> str:

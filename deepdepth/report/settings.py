@@ -2,6 +2,7 @@
 columns and legend entries), and whether the original study's figures apply to it. Pure."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Iterable, Optional
 
@@ -19,7 +20,7 @@ FULL = {f"{split}_samples": n for split, n in MNIST_SIZES.items()}
 # Keys that do not change what is measured: how a trial runs (``study.RUNTIME_KEYS``), where the
 # data live, and what names or numbers a run rather than setting it.
 NEUTRAL = {*RUNTIME_KEYS, "model", "experiment", "data.root", "seed", "replicas", "search"}
-VARIANT_FIELDS = ("activation", "norm", "residual", "init", "branch_gain")
+VARIANT_FIELDS = ("activation", "norm", "residual", "init", "branch_gain", "widths")
 
 
 def value(x: Any) -> Any:
@@ -88,7 +89,7 @@ def variant_of(model: str, settings: dict, known: Optional[dict] = None):
     plain dict when the name is unknown but the overrides describe a network; None otherwise)."""
     if known is None:
         from ..models import VARIANTS as known
-    overrides = {k[len("model."):]: v for k, v in settings.items()
+    overrides = {k[len("model."):]: widths_value(v) if k == "model.widths" else v for k, v in settings.items()
                  if k.startswith("model.") and k[len("model."):] in VARIANT_FIELDS}
     base = known.get(model)
     if base is None:
@@ -97,6 +98,30 @@ def variant_of(model: str, settings: dict, known: Optional[dict] = None):
         return base
     from dataclasses import replace
     return replace(base, **overrides)
+
+
+def widths_value(x: Any) -> Any:
+    """'[2,4,8]' (an override) or [2, 4, 8] (a record) as the tuple a Variant holds."""
+    if isinstance(x, str):
+        try:
+            x = json.loads(x)
+        except ValueError:
+            return x
+    return tuple(x) if isinstance(x, (list, tuple)) else x
+
+
+def widths_text(widths) -> str:
+    """(4, 8, 16) as an override writes it: '[4,8,16]'."""
+    return "[" + ",".join(str(int(w)) for w in widths) + "]"
+
+
+def network_default(model: str, key: str, known: Optional[dict] = None) -> Any:
+    """What a combination without a ``model.*`` override trained for it: its variant's own value
+    (widths as an override writes them), or None for an unknown variant."""
+    base = variant_of(model, {}, known)
+    field = key[len("model."):]
+    value = base.get(field) if isinstance(base, dict) else getattr(base, field, None)
+    return widths_text(value) if field == "widths" and value is not None else value
 
 
 def _same(a: Any, b: Any) -> bool:
