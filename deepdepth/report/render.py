@@ -148,17 +148,17 @@ def phase_section(conf: list[Confidence], figures: list, variants: Optional[dict
     families = gain_sweep(conf, variants)
     if not families:
         return []
-    drawn = figure_lines(figures, "phase_diagram")
-    return ["", "## Phase diagram", "",
-            "The sweep varies the init gain g (model.init=rule:g), so sigma_w^2 = g^2 for the fan-in rules, "
-            "sigma_b = 0 (zero conv biases). Mean field (Schoenholz et al. 2017): below sigma_w^2 = 1 "
-            "(ordered) signals forget their input over xi = -1/ln chi_1 layers; above it (chaotic) xi is the "
-            "correlation depth scale and gradients grow over 1/ln chi_1 layers; at 1 (critical) xi is "
-            "infinite. Trainable up to about 6 xi; the mean-field k is the depth over which the package's own "
-            "net decays by 6 e-folds (the input conv maps nothing, width-changing convs at their own "
-            f"sigma_w^2). Measured: k50 and its {INTERVAL} "
-            "interval, as in the confidence table; the ratio k50 / 6 xi says how far 6 xi misses.", "",
-            phase_markdown(families), *([""] + drawn if drawn else []), *width_section(conf, figures, variants)]
+    return section("## Phase diagram",
+                   "The sweep varies the init gain g (model.init=rule:g), so sigma_w^2 = g^2 for the fan-in rules, "
+                   "sigma_b = 0 (zero conv biases). Mean field (Schoenholz et al. 2017): below sigma_w^2 = 1 "
+                   "(ordered) signals forget their input over xi = -1/ln chi_1 layers; above it (chaotic) xi is the "
+                   "correlation depth scale and gradients grow over 1/ln chi_1 layers; at 1 (critical) xi is "
+                   "infinite. Trainable up to about 6 xi; the mean-field k is the depth over which the package's own "
+                   "net decays by 6 e-folds (the input conv maps nothing, width-changing convs at their own "
+                   f"sigma_w^2). Measured: k50 and its {INTERVAL} "
+                   "interval, as in the confidence table; the ratio k50 / 6 xi says how far 6 xi misses.",
+                   phase_markdown(families), figure_lines(figures, "phase_diagram")) \
+        + width_section(conf, figures, variants)
 
 
 def width_section(conf: list[Confidence], figures: list, variants: Optional[dict] = None) -> list[str]:
@@ -167,11 +167,15 @@ def width_section(conf: list[Confidence], figures: list, variants: Optional[dict
     sweep = width_sweep(conf, variants)
     if not sweep:
         return []
-    drawn = figure_lines(figures, "depth_scale_vs_width")
-    return ["", "### Width", "",
-            "Mean field is a theory of infinitely wide networks: its 6 xi is the same at every width. The "
-            "measured k50 over 6 xi at each width says how far finite width moves the limit from it.", "",
-            width_markdown(sweep), *([""] + drawn if drawn else [])]
+    return section("### Width",
+                   "Mean field is a theory of infinitely wide networks: its 6 xi is the same at every width. The "
+                   "measured k50 over 6 xi at each width says how far finite width moves the limit from it.",
+                   width_markdown(sweep), figure_lines(figures, "depth_scale_vs_width"))
+
+
+def section(heading: str, intro: str, body: str, drawn: list[str]) -> list[str]:
+    """A report section: heading, one paragraph, its table, its figures where drawn."""
+    return ["", heading, "", intro, "", body, *([""] + drawn if drawn else [])]
 
 
 def reached(r: Confidence, f: dict) -> str:
