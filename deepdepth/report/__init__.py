@@ -1,11 +1,12 @@
 """Study tables, confidence, reference comparison and figures from a sweep directory:
-``python -m deepdepth.report <sweep_dir> [--out DIR]``.
+``python -m deepdepth.report <sweep_dir> [--out DIR] [--add RUN_DIR ...]``.
 
 Works on a bisect sweep (frontier.json) and on any plain multirun of deepdepth.train (the job
-folders' result.json files). Pipeline: ``load`` (Trial and Combination records) -> ``stats``
-(seeds per depth with Wilson intervals, the measured limit: k50 or an honest bound, ranking) ->
-``compare`` (the original study's k*, only under its settings) -> ``theory`` (mean field per
-combination) -> ``provenance`` (which devices trained the trials) -> ``render`` (markdown, every
+folders' result.json files). Pipeline: ``load`` (Trial and Combination records; ``merge`` adds
+the trials of other folders) -> ``stats`` (seeds per depth with Wilson intervals, the measured
+limit: k50 or an honest bound, ranking) -> ``swept`` (the limit against each key the sweep
+varies, with tests between its values) -> ``compare`` (the original study's k*, only under its
+settings) -> ``theory`` (mean field per combination) -> ``provenance`` (which devices trained the trials) -> ``render`` (markdown, every
 table through ``markdown.table``) and ``figures`` (one registry of Figures); ``cli`` writes
 them. Only ``figures`` imports matplotlib. ``read_sweep`` gives the trials or combinations as a
 pandas DataFrame (the optional extra ``deepdepth[pandas]``).
