@@ -371,7 +371,17 @@ def test_denormals_flushed_on_the_cpu_for_a_norm_free_network_and_recorded(mnist
                                                                           flushed):
     """auto: a network without normalisation flushes denormal floats to zero on the CPU (they decay
     into them far from the threshold, and some CPUs take 28x as long on them); recorded, and the
-    process's setting put back after the trial."""
+    process's setting put back after the trial. One torch thread, as a sweep's CPU jobs run: the
+    worker threads earlier tests of this process started keep their own setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _train_and_check_flushing(mnist_root, tmp_path, model, setting, flushed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_check_flushing(mnist_root, tmp_path, model, setting, flushed):
     class Seen(L.Callback):
         def on_train_start(self, trainer, pl_module):
             self.flushing = flushing_now()
