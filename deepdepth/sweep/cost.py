@@ -73,6 +73,20 @@ def denormal_slowed(result: dict, norm: bool) -> bool:
     return on_cpu and not result.get("norm", norm) and not result.get("flush_denormal", False)
 
 
+def stopped_early(result: dict) -> bool:
+    """Every trial of the job diverged: training stops at the batch where the last one did, so its
+    seconds are a fraction of a whole job's. Not learnt from: the jobs a refinement adds sit at
+    the crossing, where some replica trains to the end, and the early stops of a search's deep
+    probes priced them short."""
+    trials = result.get("trials") or []
+    return bool(trials) and all(t.get("diverged") for t in trials)
+
+
+def teaches_cost(result: dict, norm: bool) -> bool:
+    """Are a finished job's seconds a whole job's at the cost model's speed?"""
+    return bool(result.get("seconds")) and not denormal_slowed(result, norm) and not stopped_early(result)
+
+
 @dataclass
 class CostModel:
     device: str = "h200"
@@ -120,6 +134,17 @@ class CostModel:
         self.scale = sum(m for _, _, m in self._measured) / predicted if predicted > 0 else 1.0
 
 
+def wall_seconds(job_seconds: list[float], at_once: int) -> float:
+    """The wall time of one launch: its jobs started in order, each on the first of ``at_once``
+    workers to come free (a joblib pool), until the last ends. Not the sum over ``at_once``: an
+    odd job out, or a long one beside short ones, runs alone."""
+    free = [0.0] * max(1, at_once)
+    for seconds in job_seconds:
+        i = free.index(min(free))
+        free[i] += seconds
+    return max(free)
+
+
 def duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     h, rest = divmod(seconds, 3600)
@@ -131,13 +156,12 @@ def calibrate_from_found(cost: CostModel, found: dict, combos: dict) -> None:
     """Rescale ``cost`` by the finished jobs a resumed sweep finds (``found``: (trial key, k, seed)
     -> Finished; ``combos``: trial key -> (steps per replica, norm)), each job once, and only those
     run on this kind of device and not slowed by denormals: a resumed sweep's first launch is
-    judged by measured speed."""
+    judged by measured speed (``teaches_cost``)."""
     seen = set()
     for (key, _, _), hit in found.items():
         r = hit.result
         where = device_name(str(r.get("device_name") or r.get("device") or ""))
-        if str(hit.job_dir) in seen or key not in combos or not r.get("seconds") or where != cost.device \
-                or denormal_slowed(r, combos[key][1]):
+        if str(hit.job_dir) in seen or key not in combos or where != cost.device or not teaches_cost(r, combos[key][1]):
             continue
         seen.add(str(hit.job_dir))
         cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), combos[key][0], float(r["seconds"]),

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from .budget import TimeBudget
 from .combos import Backend, Combo, Options, SweepError
-from .cost import CostModel, calibrate_from_found, denormal_slowed, duration
+from .cost import CostModel, calibrate_from_found, duration, teaches_cost
 from .moot import MootProbes, replica_record
 from .records import Finished, frontier_row, write_outputs, written_history_rows
 from .trials import INIT, Job, Outcome, Trial, init_free, mixed_packs, override_key, seed_packs
@@ -39,7 +39,8 @@ class Sweep:
     header: dict = field(default_factory=dict)  # written as frontier.json's "sweeper"
     clock: Callable[[], float] = time.perf_counter
     rescan: Optional[Callable[[], tuple[dict, int]]] = None  # re-read the sweep dir after a launcher crash
-    planned: Optional[tuple[int, int]] = None  # (jobs, replica-layer-steps) the plan expects
+    # what is left of this run, simulated from where the sweep stands (``setup.forecast``): a Plan
+    forecast: Optional[Callable[["Sweep"], object]] = None
 
     def __post_init__(self):
         self.history: list[Trial] = []
@@ -47,6 +48,7 @@ class Sweep:
         self.stalled: set[int] = set()  # combinations whose round has a job waiting for the next run
         self.waiting: list[tuple[Job, float]] = []  # those jobs, each with its predicted seconds
         self.launched = 0  # jobs this run launched under its budget
+        self.reported = 0  # jobs_done at the last progress line
         self.started = self.clock()
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
         self.pack_group = self._pack_groups()
@@ -247,7 +249,7 @@ class Sweep:
         result = out.result
         self.jobs_done += 1
         self.work_done += sum(k * self.combos[ci].info.train_steps for ci, k, _ in job.replicas)
-        if result.get("seconds") and not denormal_slowed(result, self.combos[job.combo].info.norm):
+        if teaches_cost(result, self.combos[job.combo].info.norm):
             self.cost.calibrate(job.k, len(job.seeds), job.steps, float(result["seconds"]),
                                 self.combos[job.combo].info.kind)
         records = result.get("trials", [])
@@ -266,13 +268,22 @@ class Sweep:
                                   error=str(error)[:1000], job_num=num, job_dir=job_dir))
 
     def _progress(self) -> None:
+        """One line a round: this run's jobs done of those it now expects (done + the forecast's
+        rest, so never more done than expected), and the forecast's wall time left. A round that
+        trained nothing (a resume replays its finished rounds) says nothing."""
+        if self.jobs_done == self.reported:
+            return
+        self.reported = self.jobs_done
         elapsed = self.clock() - self.started
         line = f"bisect: round {self.rounds}: {self.jobs_done} jobs done"
-        if self.planned:
-            jobs, work = self.planned
-            line += f" (~{jobs} planned)"
-            if self.work_done and work > self.work_done:
-                line += f", est. {duration(elapsed * (work - self.work_done) / self.work_done)} left"
+        if self.forecast is not None and self.options.write:
+            try:
+                rest = self.forecast(self)
+            except Exception as e:  # a forecast is never worth a sweep
+                log.debug("bisect: no forecast: %s: %s", type(e).__name__, e)
+            else:
+                line = (f"bisect: round {self.rounds}: {self.jobs_done} of ~{self.jobs_done + rest.jobs} jobs done"
+                        f" this run, est. {duration(rest.seconds)} wall left")
         self.say("%s, %s elapsed", line, duration(elapsed))
 
     # ---- outputs -------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from typing import Any, Optional
 from ..search import make_search
 from .combos import Combo, Options
 from .options import SweeperOptions
-from .records import params_id
+from .records import Finished, params_id
 from .trials import combo_params, unescape
 from .cost import device_name, duration
-from .plan import plan, plan_chunks
+from .plan import PLAN_DRAWS, PLAN_SLOPE, Plan, plan, plan_chunks
 
 
 def bound_for(overrides: list[str], upper: int, upper_for: dict) -> int:
@@ -134,8 +134,10 @@ def print_plan(combos, limits, notes, here, options, found, parallelism, auto, m
     devices = [device_name(here)]
     if auto and devices == ["cpu"]:
         devices = ["cpu", "h100", "h200"]  # no GPU here: what the study would take on one
-    plans = [plan(combos, limits, d, with_mixing(options, mix, d), found, parallelism) for d in devices]
-    print("bisect dry run: nothing is trained. Assumed limits (a trial trains iff k <= its limit):")
+    drawn = dict(slope=PLAN_SLOPE, draws=PLAN_DRAWS)
+    plans = [plan(combos, limits, d, with_mixing(options, mix, d), found, parallelism, **drawn) for d in devices]
+    print(f"bisect dry run: nothing is trained. Assumed limits (a simulated trial trains with odds (k / k50)^-"
+          f"{PLAN_SLOPE:g}, k50 half a grid step past its limit; the median of {PLAN_DRAWS} drawn futures):")
     print("\n".join(notes))
     print(f"rounds on {devices[0]} (jobs: model@depth x replicas):")
     print("\n".join(plans[0].lines))
@@ -147,8 +149,23 @@ def print_plan(combos, limits, notes, here, options, found, parallelism, auto, m
     if options.time_budget:
         for d in devices:
             print(chunks_summary(plan_chunks(combos, limits, d, with_mixing(options, mix, d), options.time_budget,
-                                             found, parallelism), options.time_budget))
+                                             found, parallelism, **drawn), options.time_budget))
     return []
+
+
+def forecast(sweep, plan_limits: Optional[dict], parallelism: int, draws: int = 3) -> Plan:
+    """What is left of this run, simulated from where ``sweep`` stands: its searches as they are,
+    each limit assumed again from every trial so far, its cost model as calibrated so far (the
+    finished trials' results left out, so their seconds are not learnt twice)."""
+    found = {key: Finished(hit.trial, {}, hit.job_dir, hit.job_num) for key, hit in sweep.found.items()}
+    for t in sweep.history:
+        if t.status == "ok":
+            found[sweep.combos[t.combo].key, t.k, t.seed] = Finished({"trainable": t.trainable}, {}, t.job_dir, t.job_num)
+    limits, _ = assumed_limits(sweep.combos, plan_limits, found)
+    budget = sweep.options.time_budget
+    left = None if budget is None else max(0.0, budget - (sweep.clock() - sweep.started))
+    return plan(sweep.combos, limits, sweep.cost.device, sweep.options, found, parallelism, left,
+                slope=PLAN_SLOPE, draws=draws, cost=sweep.cost)
 
 
 def chunks_summary(chunks: list, budget: float) -> str:
@@ -156,7 +173,7 @@ def chunks_summary(chunks: list, budget: float) -> str:
     last = chunks[-1]
     line = (f"in runs of time_budget={duration(budget)}: {len(chunks)} runs on {last.device} "
             f"(jobs per run: {', '.join(str(c.jobs) for c in chunks)}; est. {duration(sum(c.seconds for c in chunks))} "
-            f"of training)")
+            f"wall in all)")
     if not last.done:
         line += (" and then stuck: a job no run of this budget can start" if not last.jobs
                  else f", not done after {len(chunks)} runs")

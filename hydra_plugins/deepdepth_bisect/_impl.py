@@ -25,7 +25,8 @@ from deepdepth.files import no_room
 from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepError, plan, scan
 from deepdepth.seeds import seed_error
 from deepdepth.sweep.records import recorded_seed_schemes
-from deepdepth.sweep.setup import (assumed_limits, build_searches, hint_for, mean_field_limit,
+from deepdepth.sweep.plan import PLAN_DRAWS, PLAN_SLOPE
+from deepdepth.sweep.setup import (assumed_limits, build_searches, forecast, hint_for, mean_field_limit,
                                    print_plan, with_mixing)
 from deepdepth.study import MNIST_SIZES, WIDTHS
 from deepdepth.sweep.cost import device_name, steps_per_trial, width_cost
@@ -249,7 +250,8 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
                           opts.mix_depths)
     options = with_mixing(options, opts.mix_depths, device_name(here))
     options = replace(options, fits=memory_check(backend, combos, device_name(here)))
-    planned = plan(combos, limits, device_name(here), options, found, backend.parallelism)
+    planned = plan(combos, limits, device_name(here), options, found, backend.parallelism, options.time_budget,
+                   slope=PLAN_SLOPE, draws=PLAN_DRAWS)
     try:  # a read-only or full sweep dir: one line, finished trials kept
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
@@ -262,9 +264,10 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
             found, next_num = scan(sweep_dir, config.hydra.output_subdir)  # again, now that the dir is ours
             if found:
                 log.info("bisect: resuming, %d finished trials found in %s", len(found), sweep_dir)
+            log.info("bisect: this run's %s", planned.summary())
             sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
                           header=opts.header(), rescan=lambda: scan(sweep_dir, config.hydra.output_subdir, warn=False),
-                          planned=(planned.jobs, planned.work))
+                          forecast=lambda s: forecast(s, opts.plan_limits, backend.parallelism))
             with watch_interrupts():
                 rows = sweep.run()
     except SweepError as e:  # the lock held by another sweep, a config edited under the sweep
