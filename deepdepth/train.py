@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
@@ -115,6 +116,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "train_samples": cfg.data.train_samples, "test_samples": cfg.data.test_samples,
         "trials": trials, "complete": verdict.complete, "debug": verdict.debug,
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # with seconds: when it ran
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
         "device_name": device_label(module.trained_on),
         "precision": precision, "cudnn_benchmark": searched, "norm": bool(cfg.model.norm), "flush_denormal": flushed,

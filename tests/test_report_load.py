@@ -6,7 +6,7 @@ from pathlib import Path
 from report_helpers import frontier_row, history_row, write_sweep
 
 from deepdepth import report
-from deepdepth.report.provenance import device_shares
+from deepdepth.report.provenance import device_shares, wall_seconds
 from deepdepth.report.stats import depth_points
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +95,24 @@ def test_where_the_trials_trained(tmp_path):
     assert [(s.device, s.trials, s.jobs, s.seconds) for s in shares] == [
         ("NVIDIA H200", 2, 1, 4.0), ("cpu", 2, 2, 1200.0), ("cuda:0 (GPU model not recorded)", 1, 1, 2.5)]
     md = report.render_report(report.load_frontier(d, trials), trials, mean_field=False)
-    assert ("Trained on: NVIDIA H200, 2 trials in 1 jobs (4s of training); cpu, 2 trials in 2 jobs "
-            "(20m00s of training); cuda:0 (GPU model not recorded), 1 trials in 1 jobs (2s of training).") in md
+    assert ("Trained on: NVIDIA H200, 2 trials in 1 jobs (4s of job time); cpu, 2 trials in 2 jobs "
+            "(20m00s of job time); cuda:0 (GPU model not recorded), 1 trials in 1 jobs (2s of job time).") in md
+
+
+def test_wall_time_counts_jobs_that_ran_at_once_once(tmp_path):
+    """Two CPU jobs of 600 s side by side, then one of 300 s: 30 minutes of job time, 15 of wall."""
+    ends = ["2026-12-07T10:10:00+00:00", "2026-12-07T10:10:00+00:00", "2026-12-07T10:15:00+00:00"]
+    rows = [history_row(0, 3 * (i + 1), 0, i < 2, device="cpu", job_dir=f"/here/{i}") for i in range(3)]
+    d = write_sweep(tmp_path / "s", [frontier_row(0, "cnn_tanh", 3, 24)], rows)
+    for i, (end, sec) in enumerate(zip(ends, (600.0, 600.0, 300.0))):
+        (d / str(i)).mkdir()
+        (d / str(i) / "result.json").write_text(json.dumps({"seconds": sec, "finished_at": end, "trials": []}))
+    trials = report.load_sweep(d)
+    (share,) = device_shares(trials)
+    assert (share.seconds, share.wall) == (1500.0, 900.0)
+    assert "cpu, 3 trials in 3 jobs (25m00s of job time, 15m00s wall)." in report.render_report(
+        report.load_frontier(d, trials), trials, mean_field=False)
+    assert wall_seconds([(600.0, ends[0]), (60.0, None)]) is None  # a job without its end: no wall time
 
 
 def test_a_plain_multirun_says_where_it_trained_and_keeps_each_replicas_depth(tmp_path):

@@ -17,7 +17,8 @@ from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
                "trainable", "diverged", "seconds", "params", "device", "device_name", "versions", "trials", "seeds",
-               "precision", "cudnn_benchmark", "norm", "flush_denormal", "memory_format", "cuda_graph", "optimizer_steps", "complete", "debug"}
+               "precision", "cudnn_benchmark", "norm", "flush_denormal", "memory_format", "cuda_graph", "optimizer_steps", "complete", "debug",
+               "finished_at"}
 
 
 def compose_cfg(*overrides: str):

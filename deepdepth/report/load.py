@@ -46,6 +46,7 @@ class Trial:
     device: Optional[str] = None  # what its job trained on ("NVIDIA H200", "cpu"), where recorded
     job: Optional[str] = None  # its job folder's name: the replicas of one job share it
     job_seconds: Optional[float] = None  # that job's training time
+    job_finished: Optional[str] = None  # when that job ended (ISO 8601, UTC), where recorded
 
     @property
     def counted(self) -> bool:
@@ -135,7 +136,7 @@ def trial_from_row(r: dict) -> Trial:
                  status=r.get("status") or "ok", test_err=_last(r.get("test_err")),
                  train_err=_last(r.get("train_err")), diverged=bool(r.get("diverged")),
                  shared_from=r.get("shared_from"), error=r.get("error"), device=r.get("device"),
-                 job=job, job_seconds=r.get("job_seconds"))
+                 job=job, job_seconds=r.get("job_seconds"), job_finished=r.get("job_finished"))
 
 
 class _JobFacts:
@@ -146,7 +147,7 @@ class _JobFacts:
         self.sweep_dir, self.read = sweep_dir, {}
 
     def fill(self, t: Trial) -> Trial:
-        if t.job is None or (t.device is not None and t.job_seconds is not None):
+        if t.job is None or (t.device is not None and t.job_seconds is not None and t.job_finished is not None):
             return t
         if t.job not in self.read:
             try:
@@ -156,7 +157,8 @@ class _JobFacts:
             self.read[t.job] = r if isinstance(r, dict) else {}
         r = self.read[t.job]
         return replace(t, device=t.device or r.get("device_name") or r.get("device"),
-                       job_seconds=t.job_seconds if t.job_seconds is not None else r.get("seconds"))
+                       job_seconds=t.job_seconds if t.job_seconds is not None else r.get("seconds"),
+                       job_finished=t.job_finished or r.get("finished_at"))
 
 
 def _combination(sweep_dir: Path, f: dict, history: list[dict]) -> Combination:
@@ -201,7 +203,7 @@ def _job_trials(sweep_dir: Path) -> tuple[list[dict], list[Combination]]:
                               "delete it (its trials are left out) or rerun that job")
         results.append(r)
         where.append({"job": str(path.parent.relative_to(sweep_dir)), "device": r.get("device_name") or r.get("device"),
-                      "job_seconds": r.get("seconds")})
+                      "job_seconds": r.get("seconds"), "job_finished": r.get("finished_at")})
     keyed = []
     for r in results:
         settings, assumed = settings_of({}, [r])

@@ -38,7 +38,7 @@ def add_runs(frontier: list[Combination], trials: list[Trial], run_dirs: list) -
                 counts[0] += 1
                 out.append(trial_from_row({"k": r["k"], **t, "combo": c.combo, "status": "ok",
                                            "job": str(path.parent), "device": r.get("device_name") or r.get("device"),
-                                           "job_seconds": r.get("seconds")}))
+                                           "job_seconds": r.get("seconds"), "job_finished": r.get("finished_at")}))
         lines += [f"- {run_dir}: {n} trials into {name}" + (f" ({same} already in the sweep, counted once)" if same else "")
                   for name, (n, same) in into.items()]
     return out, lines

@@ -1,9 +1,13 @@
 """Where a sweep's trials were trained. A study resumed across machines (GPU sittings, a CPU
 chunk, SLURM jobs) states per device its jobs, trials and training time, so every number can be
-traced to the hardware that produced it. Pure."""
+traced to the hardware that produced it. Training time is the jobs' own seconds summed; where
+every job recorded when it finished, also the wall time they spanned (jobs that ran at once,
+on two workers or two GPUs, count once). Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
 
 from ..sweep.cost import duration
 from .load import Trial
@@ -17,6 +21,7 @@ class DeviceShare:
     trials: int
     seconds: float  # training time summed over its jobs (a job's replicas share it)
     timed_jobs: int  # jobs that recorded their time
+    wall: Optional[float] = None  # the time its jobs spanned, overlaps once (None: not every job recorded its end)
 
 
 def device_shares(trials: list[Trial]) -> list[DeviceShare]:
@@ -29,10 +34,26 @@ def device_shares(trials: list[Trial]) -> list[DeviceShare]:
         share = by.setdefault(device_label(t.device), {"trials": 0, "jobs": {}})
         share["trials"] += 1
         if t.job is not None:
-            share["jobs"][t.job] = t.job_seconds
-    out = [DeviceShare(d, len(s["jobs"]), s["trials"], sum(x for x in s["jobs"].values() if x is not None),
-                       sum(x is not None for x in s["jobs"].values())) for d, s in by.items()]
+            share["jobs"][t.job] = (t.job_seconds, t.job_finished)
+    out = [DeviceShare(d, len(s["jobs"]), s["trials"], sum(x for x, _ in s["jobs"].values() if x is not None),
+                       sum(x is not None for x, _ in s["jobs"].values()), wall_seconds(list(s["jobs"].values())))
+           for d, s in by.items()]
     return sorted(out, key=lambda s: (-s.trials, s.device))
+
+
+def wall_seconds(jobs: list[tuple]) -> Optional[float]:
+    """The length of the union of the jobs' [end - seconds, end] spans; None unless every job
+    recorded both."""
+    if not jobs or any(sec is None or not end for sec, end in jobs):
+        return None
+    spans = sorted((datetime.fromisoformat(end).timestamp() - sec, datetime.fromisoformat(end).timestamp())
+                   for sec, end in jobs)
+    total, (start, stop) = 0.0, spans[0]
+    for a, b in spans[1:]:
+        if a > stop:
+            total, start = total + stop - start, a
+        stop = max(stop, b)
+    return total + stop - start
 
 
 def device_label(device) -> str:
@@ -43,8 +64,8 @@ def device_label(device) -> str:
 
 
 def devices_line(trials: list[Trial]) -> str:
-    """'Trained on: NVIDIA H200, 30 trials in 5 jobs (3m51s of training); cpu, ...', or '' where
-    no trial records its device."""
+    """'Trained on: NVIDIA H200, 30 trials in 5 jobs (3m51s of job time, 2m10s wall); cpu, ...', or
+    '' where no trial records its device."""
     shares = device_shares(trials)
     if all(s.device == device_label(None) for s in shares):
         return ""  # a sweep from before records named their device
@@ -55,7 +76,8 @@ def devices_line(trials: list[Trial]) -> str:
             text += f" in {s.jobs} jobs"
             if s.timed_jobs:
                 untimed = f", {s.jobs - s.timed_jobs} jobs untimed" if s.timed_jobs < s.jobs else ""
-                text += f" ({duration(s.seconds)} of training{untimed})"
+                wall = f", {duration(s.wall)} wall" if s.wall is not None else ""
+                text += f" ({duration(s.seconds)} of job time{wall}{untimed})"
         return text
 
     return "Trained on: " + "; ".join(map(one, shares)) + "."
