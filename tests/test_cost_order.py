@@ -141,3 +141,34 @@ def test_the_sweeper_builds_the_order_per_combination_and_refuses_it_for_bisecti
     assert (a.order, b.order, a.upper, b.upper) == ("cost", "gallop", 900, 90)
     with pytest.raises(ValueError, match="order 'cost' needs a search that takes an order"):
         build_searches([["model=resnet"]], SweeperOptions(upper=90, order="cost", search="bisect"), 0)
+
+
+def test_a_partly_trained_depth_packs_with_the_depth_above_where_that_is_cheaper():
+    """447 has some seeds trained: a round of it and 450 trains only the missing ones beside 450's,
+    cheaper than two lone jobs; the programme's expectation still matches what the search spends."""
+    unpacked = lambda k, n: n * (8.0 + k)  # noqa: E731  (no other round packs cheaper than lone probes)
+    pair = lambda top: 8.0 + 1.1 * top  # noqa: E731
+
+    def charged(probes):
+        return pair(max(probes)) if len(probes) == 2 and min(probes) == 447 else unpacked(max(probes), len(probes))
+
+    grid = list(range(3, 901, 3))
+    prior = limit_prior(grid, 447)
+    for pairs, first in ((None, [447]), ({447: pair}, [447, 450])):
+        template = GallopSearch(upper=900, parallel=3, hint=447, order="cost")
+        template.price(unpacked, pairs)
+        assert template.next_probes() == first
+        total = 0.0
+        for index in range(-1, len(grid)):
+            s = copy.deepcopy(template)
+            oracle = oracle_for(s, index)
+            while not s.done:
+                probes = s.next_probes()
+                total += prior[index + 1] * (charged(probes) if probes else 0.0)
+                for k in probes:
+                    s.record(k, [oracle(k)])
+            assert s.k_star == (grid[index] if index >= 0 else None)
+        if pairs:
+            assert CostOrder(grid, prior, unpacked, 3, pairs=pairs).expected(-1, len(grid)) == pytest.approx(total)
+            assert total < without
+        without = total

@@ -67,12 +67,13 @@ class GallopSearch(Bookkeeping):
         self.confirm = confirm  # kept for the interface: neighbours of the limit are always trained
         self.lo, self.hi = -1, len(self.grid)  # deepest pass, shallowest failure (grid indices)
         self.order = order
-        self._cost, self._planner = cost, None
+        self._cost, self._pairs, self._planner = cost, None, None
 
-    def price(self, cost: Optional[Callable[[int, int], float]]) -> None:
+    def price(self, cost: Optional[Callable[[int, int], float]], pairs: Optional[dict] = None) -> None:
         """The seconds of a round, ``cost(deepest depth, probes)`` (the sweeper's cost model):
-        what ``order="cost"`` minimises. Plans again from the next round."""
-        self._cost, self._planner = cost, None
+        what ``order="cost"`` minimises; ``pairs``: depths partly trained already, each with the
+        seconds of a round of it and a deeper probe (``CostOrder``). Plans again from the next round."""
+        self._cost, self._pairs, self._planner = cost, pairs, None
 
     # ---- rounds ------------------------------------------------------------------------------
     def next_probes(self) -> list[int]:
@@ -117,7 +118,8 @@ class GallopSearch(Bookkeeping):
         if self._planner is None:
             cost = self._cost or (lambda k, probes: float(k))  # a packed round: about its deepest probe
             self._planner = CostOrder(self.grid, limit_prior(self.grid, self.hint), cost, self.parallel,
-                                      resolved=self._resolved_between if self.resolution > 0 else None)
+                                      resolved=self._resolved_between if self.resolution > 0 else None,
+                                      pairs=self._pairs)
         return self._planner.next_round(self.lo, self.hi)
 
     def _spread(self, after: int, top: int) -> list[int]:

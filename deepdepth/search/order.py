@@ -36,6 +36,7 @@ HINT_NEAR = 4 / 14  # its share log-normal around the hint (the rest, 1/14: log-
 HINT_SPREAD = 0.1  # sigma of that log-normal, in natural log of depth
 
 RoundCost = Callable[[int, int], float]  # (deepest depth, probes in the round) -> seconds
+PairCost = Callable[[int], float]  # a depth partly trained already: (the deeper probe beside it) -> seconds
 
 
 def limit_prior(grid: Sequence[int], hint: Optional[int] = None) -> np.ndarray:
@@ -55,17 +56,23 @@ def limit_prior(grid: Sequence[int], hint: Optional[int] = None) -> np.ndarray:
     return (1 - HINT_EXACT - HINT_NEAR) * base + HINT_NEAR * near / near.sum() + HINT_EXACT * exact
 
 
+PAIR = 4  # the round chosen is a partly trained depth and one above it (``CostOrder.pairs``)
+
+
 class CostOrder:
     """The optimal rounds over a grid for a prior and a round cost (``next_round``)."""
 
     def __init__(self, grid: Sequence[int], prior: np.ndarray, cost: RoundCost, parallel: int = 1,
-                 resolved: Optional[Callable[[int, int], bool]] = None):
+                 resolved: Optional[Callable[[int, int], bool]] = None, pairs: Optional[dict[int, PairCost]] = None):
         if len(prior) != len(grid) + 1:
             raise ValueError(f"prior has {len(prior)} weights for a grid of {len(grid)} depths; want one more")
         self.grid, self.parallel = list(grid), max(1, int(parallel))
         self.prior = np.asarray(prior, dtype=float)
         self.cost = cost
         self.resolved = resolved  # (lo, hi) -> no probe needed (a relative resolution)
+        # depths some of whose seeds are trained: a round of one and a deeper probe packed costs
+        # less than ``cost(k, 2)`` says (only its missing seeds train), so it is an option of its own
+        self.pairs = dict(pairs or {}) if self.parallel > 1 else {}
         self._span: Optional[tuple[int, int]] = None  # the bracket the table covers
 
     def next_round(self, lo: int, hi: int) -> list[int]:
@@ -76,6 +83,8 @@ class CostOrder:
             self._solve(lo, hi)
         a, b = lo - self._span[0], hi - self._span[0]
         probes, top = int(self.choice_n[a, b - a]), int(self.choice_p[a, b - a])
+        if probes == PAIR:
+            return sorted(self._span[0] + p for p in (int(self.choice_f[a, b - a]), top))
         out = [top]
         for arg in (self.arg3, self.arg2)[3 - probes:]:
             out.append(int(arg[a, out[-1] - a]))
@@ -111,6 +120,11 @@ class CostOrder:
         arg3 = np.zeros((size, size), dtype=int)
         choice_n = np.zeros((size, size), dtype=int)
         choice_p = np.zeros((size, size), dtype=int)
+        choice_f = np.zeros((size, size), dtype=int)
+        pairs = {self.grid.index(k) - lo: fn for k, fn in self.pairs.items() if k in self.grid
+                 and 0 < self.grid.index(k) - lo < size - 2}  # a position with a position above it
+        pair_costs = {f: np.array([fn(depth[p]) if f < p < size - 1 else inf for p in range(size)])
+                      for f, fn in pairs.items()}
         F[:, 1] = 0.0
         F[:, 0] = 0.0
         for d in range(2, size):
@@ -131,6 +145,22 @@ class CostOrder:
                 best = np.where(better, value, best)
                 choice_n[a, d] = np.where(better, n, choice_n[a, d])
                 choice_p[a, d] = np.where(better, a + t[i], choice_p[a, d])
+            for f, pc in pair_costs.items():  # {f, top}: the brackets (a, f), (f, top), (top, a+d)
+                rows = a[(a < f) & (f < a + d - 1)]
+                if not len(rows):
+                    continue
+                tops = rows[:, None] + t[None, :]
+                ok = tops > f
+                total = np.where(ok, (mass[rows + d] - mass[rows])[:, None] * pc[np.minimum(tops, size - 1)]
+                                 + F[rows, f - rows][:, None] + F[f, np.where(ok, tops - f, 0)]
+                                 + F[np.minimum(tops, size - 1), d - t[None, :]], inf)
+                i = np.argmin(total, axis=1)
+                value = total[np.arange(len(rows)), i]
+                better = value < best[rows] * (1 - 1e-12) - 1e-300
+                best[rows] = np.where(better, value, best[rows])
+                choice_n[rows, d] = np.where(better, PAIR, choice_n[rows, d])
+                choice_p[rows, d] = np.where(better, rows + t[i], choice_p[rows, d])
+                choice_f[rows, d] = np.where(better, f, choice_f[rows, d])
             done = np.array([bool(self.resolved and self.resolved(lo + x, lo + x + d)) for x in a]) \
                 if self.resolved else np.zeros(len(a), dtype=bool)
             F[a, d] = np.where(done, 0.0, best)
@@ -143,6 +173,6 @@ class CostOrder:
                 chained = G2[a[:, None], t[None, :]] + right
                 i = np.argmin(chained, axis=1)
                 G3[a, d], arg3[a, d] = chained[a, i], a + t[i]
-        self.F, self.choice_n, self.choice_p = F, choice_n, choice_p
+        self.F, self.choice_n, self.choice_p, self.choice_f = F, choice_n, choice_p, choice_f
         # next_round reads arg tables by (a, offset of the round's deepest probe from a)
         self.arg2, self.arg3 = arg2, arg3

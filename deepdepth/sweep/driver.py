@@ -54,7 +54,7 @@ class Sweep:
         for c in self.combos:  # a search that orders its probes by cost (``price``) gets this device's seconds
             inner = getattr(c.search, "base", c.search)
             if hasattr(inner, "price"):
-                inner.price(self._round_seconds(c, inner))
+                inner.price(self._round_seconds(c, inner), self._partly_trained(c, inner))
         # a resume replays the finished rounds; until it has as many trials as the last run
         # wrote, that run's files stay (a sweep killed in its first round must not blank them)
         self.written_rows = written_history_rows(self.sweep_dir) if self.options.write and self.found else 0
@@ -85,6 +85,20 @@ class Sweep:
                 probes * seed_packs(range(len(seeds)), o.pack, o.max_replicas)
             return sum(self.cost.job_seconds(k, len(p), c.info.steps, c.info.kind) for p in per_job)
         return seconds
+
+    def _partly_trained(self, c: Combo, search) -> dict[int, Callable[[int], float]]:
+        """Depths of ``c`` some of whose seeds this sweep found finished, each with the seconds of a
+        round of it and a deeper probe packed into one job (a GPU's mixed packs; none on a CPU)."""
+        o, out = self.options, {}
+        if not (o.mix_depths and o.pack):
+            return out
+        for k in sorted({k for key, k, _ in self.found if key == c.key}):
+            missing = sum((c.key, k, s) not in self.found for s in search.seeds_for(k))
+            if 0 < missing < len(search.seeds):
+                out[k] = lambda top, missing=missing: sum(
+                    self.cost.job_seconds(top, len(p), c.info.steps, c.info.kind)
+                    for p in seed_packs(range(missing + len(search.seeds)), True, o.max_replicas))
+        return out
 
     # ---- the loop ------------------------------------------------------------------------------
     @property
