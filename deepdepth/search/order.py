@@ -2,7 +2,7 @@
 
 Which depths to probe next, given the deepest pass ``lo`` and the shallowest failure ``hi``
 (grid indices; -1 and ``len(grid)`` when there is none), so that the expected seconds until
-they are neighbours are least. A round probes 1 to ``parallel`` depths and costs
+they are neighbours are least. A round probes 1 to ``parallel`` depths (three at most) and costs
 ``cost(k, probes)``: the seconds of a round whose deepest probe is k (packed into one job on a
 GPU, so it is about the deepest probe's; on a CPU each probe is its own job). A probe at a
 deep k costs about k times a shallow one, so the order spends probes low where a failure is
@@ -13,7 +13,8 @@ The programme is the classic one for search trees with unequal probe costs, over
 sub-brackets the round cuts], W the prior mass of a limit in the bracket. A round of several
 probes is split by its deepest one and the best split below it (two chained minima), so the
 whole table is O(n^3) numpy work: a 300-point grid takes about a tenth of a second, once per
-search (every later bracket is a sub-bracket, looked up).
+search (every later bracket is a sub-bracket, looked up). A depth with some seeds trained
+already (``pairs``) may also go packed beside one deeper probe at the price of its missing seeds.
 
 The prior (``limit_prior``) over the limit L (the deepest grid depth that trains; L = -1:
 none does; L = last: the bound trains): log-uniform in depth on [lower, 2 upper), the cells at
