@@ -638,3 +638,26 @@ def test_the_sweeps_guide_lists_every_option_with_its_default():
     text = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "sweeps.md").read_text()
     table = dict(re.findall(r"^\| `([a-z_.]+)` \| `?([^`|]+?)`? \|", text.split("## Options", 1)[1], re.M))
     assert table == want
+
+
+def test_a_cost_ordered_search_resumed_on_another_device_trains_only_inside_the_bracket_left():
+    """order="cost" plans by this sweep's cost model, which differs between a CPU (a job per depth)
+    and a GPU (a round in one job); a lone probe it finds finished costs nothing, so a resume
+    on the other device trains only inside the bracket the first run left."""
+    def deep():
+        return [combo(0, ["model=resnet"], norm=True, model="resnet",
+                      search=GallopSearch(upper=300, seeds=3, parallel=3, order="cost", hint=156))]
+    disk = {}
+    first = FakeBackend({0: 201}, disk=disk, combos=deep())
+    stopped = make(deep(), first, time_budget=60)  # a job per depth on the CPU: stops after a few
+    rows = stopped.run()
+    trained = set(disk)
+    assert len({k for _, k, _ in trained}) > 2 and not rows[0]["done"]
+    again = FakeBackend({0: 201}, disk=disk, combos=deep())
+    rerun = Sweep(None, deep(), again, CostModel("h200"), Options(write=False, mix_depths=True), found=dict(disk),
+                  clock=lambda: again.now)
+    rows = rerun.run()  # the backend asserts that no trial is trained twice
+    assert rows[0]["k_star"] == 201 and rows[0]["done"]
+    passed = max(k for _, k, _ in trained if k <= 201)
+    failed = min((k for _, k, _ in trained if k > 201), default=301)
+    assert again.launched and all(passed < k < failed for _, k, _ in again.launched)  # only what is still open

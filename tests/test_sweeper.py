@@ -372,6 +372,13 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
     assert not d.exists() or not job_dirs(d)
 
 
+def test_a_bad_order_is_one_line_before_any_plan(tmp_path):
+    d, proc, out = sweep(tmp_path, "+experiment=depth_study", "hydra.sweeper.dry_run=true", "hydra.sweeper.order=fast",
+                         check=False)
+    assert proc.returncode != 0 and "hydra.sweeper.order must be one of ['gallop', 'cost']" in out and "got 'fast'" in out
+    assert "Traceback" not in out and "plan: " not in out and not d.exists()
+
+
 def test_a_second_sweep_on_the_same_directory_is_refused(tmp_path, mnist_root):
     from deepdepth.sweep.lock import sweep_lock
 

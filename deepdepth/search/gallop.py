@@ -31,13 +31,21 @@ original study's k* as the hint (``hydra.sweeper.hints=reference``).
 
 Under any monotone verdict oracle this returns bisection's k* (exactly with resolution 0); a
 failure is never probed past, and no depth above ``upper`` is ever trained.
+
+``order="cost"`` replaces the three phases by the rounds that least expected seconds buy
+(``deepdepth.search.order``: an optimal search tree for the round cost ``cost(k, probes)`` the
+sweeper gives from its cost model, or the depth of the deepest probe by default, under a prior
+around the hint); the same limit, the same guarantees.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from .base import Bookkeeping
 from .bisect import narrow, split_points
+from .order import CostOrder, limit_prior
+
+ORDERS = ("gallop", "cost")
 
 BOUND_JUMP = 2 / 3  # a doubling past this fraction of upper probes upper instead
 
@@ -46,7 +54,10 @@ class GallopSearch(Bookkeeping):
     def __init__(self, lower: int = 3, upper: int = 24, step: int = 3, parallel: int = 1,
                  seeds: int = 1, rule: str = "majority", confirm: bool = True, seed: int = 0,
                  seed_scheme: str = "independent",
-                 hint: Optional[int] = None, resolution: float = 0.0):
+                 hint: Optional[int] = None, resolution: float = 0.0, order: str = "gallop",
+                 cost: Optional[Callable[[int, int], float]] = None):
+        if order not in ORDERS:
+            raise ValueError(f"unknown order {order!r}; choose one of {list(ORDERS)}")
         if parallel < 1:
             raise ValueError("lower, step, parallel and seeds must be >= 1")
         if resolution < 0:
@@ -55,6 +66,14 @@ class GallopSearch(Bookkeeping):
         self.parallel, self.hint, self.resolution = parallel, hint, resolution
         self.confirm = confirm  # kept for the interface: neighbours of the limit are always trained
         self.lo, self.hi = -1, len(self.grid)  # deepest pass, shallowest failure (grid indices)
+        self.order = order
+        self._cost, self._pairs, self._planner = cost, None, None
+
+    def price(self, cost: Optional[Callable[[int, int], float]], pairs: Optional[dict] = None) -> None:
+        """The seconds of a round, ``cost(deepest depth, probes)`` (the sweeper's cost model):
+        what ``order="cost"`` minimises; ``pairs``: depths partly trained already, each with the
+        seconds of a round of it and a deeper probe (``CostOrder``). Plans again from the next round."""
+        self._cost, self._pairs, self._planner = cost, pairs, None
 
     # ---- rounds ------------------------------------------------------------------------------
     def next_probes(self) -> list[int]:
@@ -66,6 +85,8 @@ class GallopSearch(Bookkeeping):
 
     @property
     def phase(self) -> str:
+        if self.order == "cost":
+            return "cost"
         if self.rounds == 0 and self.hint is not None:
             return "hint"
         if self.hi == len(self.grid):
@@ -77,6 +98,8 @@ class GallopSearch(Bookkeeping):
         if self.hi - self.lo <= 1 or self._resolved():
             return []
         phase = self.phase
+        if phase == "cost":
+            return self._cheapest()
         if phase == "hint":
             c = min(max(self.index(self.hint), 0), last)
             return [c] + ([c + 1] if self.parallel > 1 and c + 1 < n else [])
@@ -89,6 +112,15 @@ class GallopSearch(Bookkeeping):
             bottom = max(0, self.index(self.k(self.hi) // 2))
             return self._spread(bottom - 1, self.hi - 1)
         return split_points(self.lo + 1, self.hi - 1, self.parallel)
+
+    def _cheapest(self) -> list[int]:
+        """The next round of the optimal search tree (built once, on the first round's bracket)."""
+        if self._planner is None:
+            cost = self._cost or (lambda k, probes: float(k))  # a packed round: about its deepest probe
+            self._planner = CostOrder(self.grid, limit_prior(self.grid, self.hint), cost, self.parallel,
+                                      resolved=self._resolved_between if self.resolution > 0 else None,
+                                      pairs=self._pairs)
+        return self._planner.next_round(self.lo, self.hi)
 
     def _spread(self, after: int, top: int) -> list[int]:
         """``parallel`` grid indices evenly spaced in (after, top], top included."""
@@ -104,9 +136,12 @@ class GallopSearch(Bookkeeping):
         return min(max(self.index(depth), 0), last)
 
     def _resolved(self) -> bool:
-        if self.resolution <= 0 or self.lo < 0 or self.hi >= len(self.grid):
+        return self._resolved_between(self.lo, self.hi)
+
+    def _resolved_between(self, lo: int, hi: int) -> bool:
+        if self.resolution <= 0 or lo < 0 or hi >= len(self.grid):
             return False
-        return self.k(self.hi) - self.k(self.lo) <= max(self.step, self.resolution * self.k(self.lo))
+        return self.k(hi) - self.k(lo) <= max(self.step, self.resolution * self.k(lo))
 
     def _narrowing(self) -> bool:
         return True  # every phase's round narrows [lo, hi] by its lowest failure

@@ -53,6 +53,10 @@ class Sweep:
         self.say = log.info if self.options.write else (lambda *args: None)  # a plan is silent
         self.pack_group = self._pack_groups()
         calibrate_from_found(self.cost, self.found, {c.key: (c.info.steps, c.info.norm) for c in self.combos})
+        for c in self.combos:  # a search that orders its probes by cost (``price``) gets this device's seconds
+            inner = getattr(c.search, "base", c.search)
+            if hasattr(inner, "price"):
+                inner.price(self._round_seconds(c, inner), self._partly_trained(c, inner))
         # a resume replays the finished rounds; until it has as many trials as the last run
         # wrote, that run's files stay (a sweep killed in its first round must not blank them)
         self.written_rows = written_history_rows(self.sweep_dir) if self.options.write and self.found else 0
@@ -67,6 +71,36 @@ class Sweep:
                 override_key(o) == INIT for o in c.overrides)
             groups[c.index] = first.setdefault(init_free(c.key), c.index) if alike else c.index
         return groups
+
+    def _round_seconds(self, c: Combo, search) -> Callable[[int, int], float]:
+        """``(deepest depth, probes) -> seconds`` of a round of ``c``'s probes, as this sweep packs
+        them (one job on a GPU, a job per depth on a CPU); a lone probe whose trials this sweep
+        found finished costs only its missing seeds, so a resume replays what it has first."""
+        o = self.options
+
+        def seconds(k: int, probes: int) -> float:
+            seeds = search.seeds_for(k)
+            if probes == 1:
+                seeds = [s for s in seeds if (c.key, k, s) not in self.found]
+            replicas = len(seeds) * (probes if probes > 1 else 1)
+            per_job = seed_packs(range(replicas), o.pack, o.max_replicas) if o.mix_depths or probes == 1 else \
+                probes * seed_packs(range(len(seeds)), o.pack, o.max_replicas)
+            return sum(self.cost.job_seconds(k, len(p), c.info.steps, c.info.kind) for p in per_job)
+        return seconds
+
+    def _partly_trained(self, c: Combo, search) -> dict[int, Callable[[int], float]]:
+        """Depths of ``c`` some of whose seeds this sweep found finished, each with the seconds of a
+        round of it and a deeper probe packed into one job (a GPU's mixed packs; none on a CPU)."""
+        o, out = self.options, {}
+        if not (o.mix_depths and o.pack):
+            return out
+        for k in sorted({k for key, k, _ in self.found if key == c.key}):
+            missing = sum((c.key, k, s) not in self.found for s in search.seeds_for(k))
+            if 0 < missing < len(search.seeds):
+                out[k] = lambda top, missing=missing: sum(
+                    self.cost.job_seconds(top, len(p), c.info.steps, c.info.kind)
+                    for p in seed_packs(range(missing + len(search.seeds)), True, o.max_replicas))
+        return out
 
     # ---- the loop ------------------------------------------------------------------------------
     @property

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional
 
+from ..search.gallop import ORDERS
 from ..seeds import SEED_SCHEMES
 from .combos import SweepError
 
@@ -34,6 +35,9 @@ class SweeperOptions:
     # the search order: gallop (cost-aware, deepdepth.search.GallopSearch), bisect (the original
     # study's binary search), or {_target_: my.Search, ...} implementing deepdepth.search.Search
     search: Any = "gallop"
+    # gallop's probe order: gallop (its phases) or cost (least expected device seconds under the cost
+    # model, deepdepth.search.order); one for every combination, or keyed as upper_for, e.g. {resnet: cost}
+    order: Any = "gallop"
     hints: Any = None  # where a search starts: null, reference (the original study's k*), or {model: k}
     pack: bool = True  # one job per probe trains all its seeds (replicas=seeds)
     mix_depths: Any = "auto"  # a round's probes of a combination in one job: auto = on a GPU (masked layers waste a CPU)
@@ -84,6 +88,7 @@ class SweeperOptions:
             raise SweepError("bisect sweeper: hydra.sweeper.upper (the deepest depth searched, never trained past) "
                              "is not set; add e.g. hydra.sweeper.upper=90")
         r = self.refine
+        orders = list(self.order.values()) if isinstance(self.order, Mapping) else [self.order]
         for ok, key, value, want in (
                 (whole(self.retries, 0), "retries", self.retries, "an integer >= 0"),
                 (whole(self.seeds, 1), "seeds", self.seeds, "an integer >= 1"),
@@ -95,6 +100,8 @@ class SweeperOptions:
                 (r.fraction is None or positive(r.fraction), "refine.fraction", r.fraction, "a fraction of k50 > 0, or null"),
                 (whole(r.max_seeds, 1), "refine.max_seeds", r.max_seeds, "an integer >= 1"),
                 (whole(r.batch, 1), "refine.batch", r.batch, "an integer >= 1"),
+                (all(o in ORDERS for o in orders), "order", self.order,
+                 f"one of {list(ORDERS)}, or a mapping of them keyed as upper_for"),
                 (self.seed_scheme in SEED_SCHEMES, "seed_scheme", self.seed_scheme, f"one of {list(SEED_SCHEMES)}"),
                 (r.seed_scheme in (None, *SEED_SCHEMES), "refine.seed_scheme", r.seed_scheme,
                  f"one of {list(SEED_SCHEMES)} or null")):

@@ -46,13 +46,17 @@ def build_searches(grid: list[list[str]], opts: SweeperOptions, base_seed: int,
     combination the sweep dir already holds keeps the seed schemes its trials were drawn with."""
     kw = {k: getattr(opts, k) for k in ("lower", "step", "parallel", "seeds", "rule", "confirm")}
     upper_for = {o.replace(" ", ""): int(u) for o, u in (opts.upper_for or {}).items()}
+    orders = {o.replace(" ", ""): v for o, v in opts.order.items()} if isinstance(opts.order, dict) else {}
     refine = {k: v for k, v in asdict(opts.refine).items() if v is not None}
     out = []
     for overrides in grid:
         scheme, later = (recorded or {}).get(params_id(combo_params(overrides)),
                                              (opts.seed_scheme, None))
+        order = bound_for(overrides, "gallop", orders) if orders else opts.order or "gallop"
         search = make_search(opts.search or "gallop", **kw, seed=base_seed, seed_scheme=scheme,
-                             upper=bound_for(overrides, opts.upper, upper_for))
+                             upper=bound_for(overrides, opts.upper, upper_for), order=order)
+        if getattr(search, "order", "gallop") != order:
+            raise ValueError(f"order {order!r} needs a search that takes an order (gallop), not {opts.search!r}")
         if refine.get("width") is not None or refine.get("fraction") is not None:
             from deepdepth.search import Refine
             search = Refine(search, **{**refine, "seed_scheme": later or refine.get("seed_scheme")})
