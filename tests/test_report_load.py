@@ -136,3 +136,20 @@ def test_a_null_sample_count_is_recorded_not_assumed(tmp_path):
     md = report.render_report(combos, report.load_sweep(d), mean_field=False)
     assert "Not recorded" not in md  # combination 1 has no trial yet: it assumes nothing
     assert "Trained on" not in md  # no row names its device
+
+
+def test_the_precision_section_says_what_the_refinement_reached_and_cost(tmp_path):
+    refine = {"width": None, "fraction": 0.25, "level": 0.99, "reached": False, "seed_scheme": "independent",
+              "stopped": "width not reached: every candidate depth has 4 trials", "seeds_at": {"3": 4, "6": 4}}
+    rows = [history_row(0, 3, s, True, job_dir="/x/0", job_seconds=30.0) for s in range(2)]
+    rows += [history_row(0, 3, s, True, job_dir="/x/2", job_seconds=40.0) for s in (2, 3)]
+    rows += [history_row(0, 6, s, s == 0, job_dir="/x/1", job_seconds=50.0) for s in range(4)]
+    rows += [history_row(1, 3, s, True, job_dir="/x/0", job_seconds=30.0, shared_from=0, status="shared") for s in range(2)]
+    d = write_sweep(tmp_path / "s", [frontier_row(0, "cnn_tanh", 3, 24, refine=refine),
+                                     frontier_row(1, "cnn_tanh", 3, 24, params={"protocol": "original"})], rows)
+    trials = report.load_sweep(d)
+    md = report.render_report(report.load_frontier(d, trials), trials, mean_field=False)
+    section = md.split("## Precision (refinement phase)", 1)[1]
+    assert "job time (search and refinement)" in section
+    row = next(line for line in section.splitlines() if line.startswith("| cnn_tanh"))
+    assert "| 0.25 of k50 | no | 8 | 3: 4; 6: 4 | 2m00s | width not reached" in row

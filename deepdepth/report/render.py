@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..science import reference as ref
+from ..sweep.cost import duration
 from .compare import NO_SETTINGS, Comparison, compare_reference, like_for_like_lines, verdict_lines
 from .load import Combination, Trial
 from .markdown import table
@@ -190,10 +191,19 @@ def reached(r: Confidence, f: dict) -> str:
     return "no (reached under the interval rule of the run that trained it, not at this level)"
 
 
-def precision_section(conf: list[Confidence]) -> list[str]:
-    """The refinement phase: the width asked for, whether it was reached and the seeds it took.
-    Its k50 is the confidence table's (one fit over the same trials at the one level), not a
-    second number."""
+def job_time(combo: int, trials: list[Trial]) -> str:
+    """What a combination's own jobs took (search and refinement; a job counted once, a trial it
+    reuses from another combination not at all)."""
+    jobs = {t.job: t.job_seconds for t in trials if t.combo == combo and t.shared_from is None and t.job}
+    timed = [x for x in jobs.values() if x is not None]
+    return "—" if not timed else duration(sum(timed)) + (f" ({len(jobs) - len(timed)} jobs untimed)"
+                                                           if len(timed) < len(jobs) else "")
+
+
+def precision_section(conf: list[Confidence], trials: list[Trial]) -> list[str]:
+    """The refinement phase: the width asked for, whether it was reached, the seeds it took and
+    what its jobs cost. Its k50 is the confidence table's (one fit over the same trials at the
+    one level), not a second number."""
     rows = [(r, r.combination.extra["refine"]) for r in conf if r.combination.extra.get("refine")]
     if not rows:
         return []
@@ -204,14 +214,15 @@ def precision_section(conf: list[Confidence]) -> list[str]:
         asked = " and ".join(([f"{f['width']:g} layers"] if f.get("width") else [])
                              + ([f"{f['fraction']:g} of k50"] if f.get("fraction") else []))
         table_rows.append([r.variant, *setting_cells(r.combination, keys), str(r.limit), asked,
-                           reached(r, f), f"{sum(f['seeds_at'].values())}", seeds, f["stopped"]])
+                           reached(r, f), f"{sum(f['seeds_at'].values())}", seeds,
+                           job_time(r.combination.combo, trials), f["stopped"]])
     return ["", "## Precision (refinement phase)", "",
             "After the search, more seeds where they narrow k50's interval most, until it is narrower than the "
             f"width asked for. k50 and its {INTERVAL} interval as in the confidence table (the same trials); "
             "how often such an interval holds the true k50 in simulated studies: benchmarks/calibration.md "
             "(deepdepth/search/calibration.py).", "",
             table(["variant", *keys, f"k50 [{INTERVAL}]", "width asked", "reached", "trials",
-                   "seeds per depth", "stopped"], table_rows)]
+                   "seeds per depth", "job time (search and refinement)", "stopped"], table_rows)]
 
 
 def reference_applies(comparison: list[Comparison]) -> bool:
@@ -279,7 +290,7 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
     parts += reference_section(comparison)
     parts += ["", "## Ranking by measured depth limit", "", ranking_intro(ranking, bool(mf)), "",
               ranking_markdown(ranking, mf)]
-    parts += precision_section(conf)
+    parts += precision_section(conf, trials)
     pairs = like_for_like_lines(conf)
     if pairs:
         parts += ["", "Against the baseline that differs in one idea only:", "", *pairs]
