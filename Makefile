@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: venv            ## the test suite (CPU, tiny data; real-MNIST tests run when DEEPDEPTH_DATA has it)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: venv       ## the edit loop: the suite without the subprocess/end-to-end and slow tests (a few minutes)
 	$(PY) -m pytest -q -m "not e2e and not slow" $(PYTEST_ARGS)

@@ -286,7 +286,8 @@ def phase_diagram(conf: list[Confidence]) -> Figure:
     depths = [d.k for ps in families.values() for p in ps for d in p.row.depths] or [3, 48]
     k_lo, k_hi = min(depths) / 1.35, max(depths) * 1.6
     for ax, (name, points) in zip(axes, families.items()):
-        columns = cell_edges([p.sigma_w2 for p in points])
+        spread = points[-1].sigma_w2 / points[0].sigma_w2 > 4  # both phases: a log axis gives each room
+        columns = cell_edges([p.sigma_w2 for p in points], log=spread)
         for p, (a, b) in zip(points, columns):
             if p.row.depths:
                 rows = cell_edges([d.k for d in p.row.depths], log=True)
@@ -313,11 +314,14 @@ def phase_diagram(conf: list[Confidence]) -> Figure:
                 ax.plot([p.sigma_w2], [lim.value], marker="o", ms=5, color="k")
         if columns[0][0] < 1 < columns[-1][1]:
             ax.axvline(1.0, color="gray", ls=":", lw=1.2)
+        if spread:
+            ax.set_xscale("log")
+            ax.minorticks_off()
         ax.set_xlim(columns[0][0], columns[-1][1])
         ax.set_ylim(k_lo, k_hi)
         depth_axis(ax, depths, axis="y")
         ax.set_xticks([p.sigma_w2 for p in points], [f"{p.sigma_w2:.3g}" for p in points])
-        ax.set(xlabel="σ_w² (init gain²; 1 = critical)", title=name)
+        ax.set(xlabel="σ_w² (init gain²; 1 = critical" + ("; log scale)" if spread else ")"), title=name)
     axes[0].set_ylabel("depth k (conv layers, log scale)")
     fig.colorbar(ScalarMappable(norm, cmap), ax=list(axes),
                  label="fraction of seeds trainable (text: trained/seeds at the probe; cell: to halfway)")
