@@ -82,7 +82,7 @@ def _loglik(b: np.ndarray, d: np.ndarray, passes: np.ndarray, n: np.ndarray) -> 
     return -(n * np.logaddexp(0, -z) + (n - passes) * z).sum(-1)
 
 
-def _profile_loglik(log_k: np.ndarray, passes: np.ndarray, n: np.ndarray, log_c: np.ndarray) -> np.ndarray:
+def profile_loglik(log_k: np.ndarray, passes: np.ndarray, n: np.ndarray, log_c: np.ndarray) -> np.ndarray:
     """Log-likelihood maximised over the slope b in [0, 500], at each log_c. For fixed c it is
     concave in b, so its maximum lies between the neighbours of the best of a coarse grid of
     slopes; twelve halvings of the sign of its derivative (in log b) locate it."""
@@ -104,14 +104,15 @@ def _constant(passes: float, n: float, p: float) -> float:
     return sum(x * math.log(q) for x, q in ((passes, p), (n - passes, 1 - p)) if x > 0)
 
 
-def _peak(log_c: np.ndarray, ll: np.ndarray, data) -> tuple[float, float]:
-    """The profile's maximum and where it is: between the best grid point's neighbours, two
-    rounds of 16-way subdivision."""
-    j = int(ll.argmax())
-    a, b, best, at = log_c[max(j - 1, 0)], log_c[min(j + 1, len(log_c) - 1)], ll[j], log_c[j]
+def maximise(f, log_c: np.ndarray, values: Optional[np.ndarray] = None) -> tuple[float, float]:
+    """The maximum of ``f`` over log c and where it is: the best grid point (``values``: f on the
+    grid, if known), then two rounds of 16-way subdivision between its neighbours."""
+    vals = f(log_c) if values is None else values
+    j = int(vals.argmax())
+    a, b, best, at = log_c[max(j - 1, 0)], log_c[min(j + 1, len(log_c) - 1)], float(vals[j]), float(log_c[j])
     for _ in range(2):
         pts = np.linspace(a, b, 17)
-        val = _profile_loglik(*data, pts)
+        val = f(pts)
         i = int(val.argmax())
         if val[i] > best:
             best, at = float(val[i]), float(pts[i])
@@ -124,7 +125,7 @@ def _edge(inside: float, outside: float, cut: float, data) -> float:
     subdivision until the two are 1e-3 apart in log depth (0.1% of the depth)."""
     while abs(outside - inside) > 1e-3:
         pts = np.linspace(inside, outside, 17)
-        ok = _profile_loglik(*data, pts) >= cut
+        ok = profile_loglik(*data, pts) >= cut
         j = int(np.argmin(ok)) if not ok.all() else len(pts) - 1  # first point outside
         inside, outside = pts[j - 1], pts[j]
     return float(inside)
@@ -138,7 +139,7 @@ def _end(edge: float, direction: float, cut: float, far: float, data) -> Optiona
     inside, step = edge, 0.5
     for _ in range(FAR):
         outside = inside + direction * step
-        if _profile_loglik(*data, np.array([outside]))[0] < cut:
+        if profile_loglik(*data, np.array([outside]))[0] < cut:
             return math.exp(_edge(inside, outside, cut, data))
         inside, step = outside, 2 * step
     return None
@@ -169,8 +170,8 @@ def half_trainable_depth(depths: list[float], trained: list[bool], grid: int = 1
     lo, hi = np.log(k.min()) - 0.5, np.log(k.max()) + 0.5
     mids = (data[0][1:] + data[0][:-1]) / 2
     log_c = np.unique(np.concatenate([np.linspace(lo, hi, grid), data[0], mids]))
-    ll = _profile_loglik(*data, log_c)
-    peak, at = _peak(log_c, ll, data)
+    ll = profile_loglik(*data, log_c)
+    peak, at = maximise(lambda c: profile_loglik(*data, c), log_c, ll)
     cut = peak - cut_dev / 2
     inside = np.flatnonzero(ll >= cut)
     first, last = inside.min(), inside.max()

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from .confidence import _profile_loglik
+from .confidence import maximise, profile_loglik
 
 Trials = list[tuple[int, Optional[int], bool]]  # (depth, seed, trained) per trial with a verdict
 
@@ -63,8 +63,8 @@ def equal_k50_test(a: Trials, b: Trials) -> float:
     data = [_counts(t) for t in (a, b)]
     ks = np.concatenate([d[0] for d in data])
     log_c = np.linspace(ks.min() - 1.5, ks.max() + 1.5, 600)
-    apart = sum(_best(lambda c, d=d: _profile_loglik(*d, c), log_c) for d in data)
-    common = _best(lambda c: sum(_profile_loglik(*d, c) for d in data), log_c)
+    apart = sum(maximise(lambda c, d=d: profile_loglik(*d, c), log_c)[0] for d in data)
+    common = maximise(lambda c: sum(profile_loglik(*d, c) for d in data), log_c)[0]
     deviance = max(0.0, 2 * (apart - common))
     return math.erfc(math.sqrt(deviance / 2))
 
@@ -74,20 +74,6 @@ def _counts(trials: Trials) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = np.array([t[2] for t in trials], float)
     uniq, where = np.unique(k, return_inverse=True)
     return np.log(uniq), np.bincount(where, weights=y), np.bincount(where).astype(float)
-
-
-def _best(f, log_c: np.ndarray) -> float:
-    """The maximum of ``f`` over log c: a grid, then two 16-way subdivisions around its best."""
-    vals = f(log_c)
-    j = int(vals.argmax())
-    best, a, b = float(vals[j]), log_c[max(j - 1, 0)], log_c[min(j + 1, len(log_c) - 1)]
-    for _ in range(2):
-        pts = np.linspace(a, b, 17)
-        v = f(pts)
-        i = int(v.argmax())
-        best = max(best, float(v[i]))
-        a, b = pts[max(i - 1, 0)], pts[min(i + 1, 16)]
-    return best
 
 
 def fmt_p(p: float) -> str:
