@@ -96,6 +96,59 @@ def test_a_resumed_sweep_reads_a_protocol_free_trial_once_and_shares_it():
     assert len(rerun.history) == 2 * len(disk) and rows[1]["shared_trials"] == len(disk)
 
 
+def test_a_resume_that_does_not_ask_for_a_finished_trial_still_records_it(tmp_path):
+    """A resume under other options (a higher ``refine.max_seeds``) may replay a path that stops
+    before a trial the last run trained: history.csv keeps it (``kept``, shared by the second
+    protocol), so the report's k50 rests on every finished trial, and nothing is retrained."""
+    import csv
+
+    def protocols():
+        return [combo(0, ["model=cnn_tanh", "protocol=correct"]), combo(1, ["model=cnn_tanh", "protocol=original"])]
+    disk = {}
+    make(protocols(), FakeBackend({0: 9, 1: 9}, disk=disk, combos=protocols())).run()
+    key = protocols()[0].key
+    disk[key, 21, 7] = Finished({"seed": 7, "k": 21, "trainable": False, "test_err": [0.9]}, {"device": "cpu"},
+                                tmp_path / "99", 99)  # trained under options this run does not have
+    again = FakeBackend({0: 9, 1: 9})
+    rerun = Sweep(tmp_path, protocols(), again, CostModel("cpu"), Options(), found=dict(disk), clock=lambda: again.now)
+    rows = rerun.run()
+    assert again.launched == [] and rows[0]["trials"] == len(disk) - 1  # the search's own trials
+    with open(tmp_path / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert {(int(r["k"]), int(r["seed"])) for r in history} == {(k, s) for _, k, s in disk}
+    extra = [(r["combo"], r["status"], r["shared_from"], r["job_num"]) for r in history if r["k"] == "21"]
+    assert extra == [("0", "kept", "", "99"), ("1", "shared", "0", "99")]
+
+
+def test_only_trains_the_chosen_combinations_and_the_rest_resume_later():
+    """``only`` works on one part of a study: the other combinations read back what they have,
+    train nothing and stay unfinished; a run without it finishes them, retraining nothing."""
+    from deepdepth.sweep.setup import focused
+
+    def study():
+        return [combo(0, ["model=cnn_tanh"]), combo(1, ["model=cnn_elu"]), combo(2, ["model=resnet_nobn"])]
+    disk = {}
+    half = FakeBackend({0: 9, 1: 12, 2: 15}, disk=disk, combos=study())
+    first = make(study(), half, time_budget=25)  # the first run stops early
+    first.run()
+    before = dict(disk)
+    focus = FakeBackend({0: 9, 1: 12, 2: 15}, disk=disk, combos=study())
+    sweep = Sweep(None, study(), focus, CostModel("cpu"), Options(write=False, only=focused(study(), ["cnn_elu"])),
+                  found=dict(disk), clock=lambda: focus.now)
+    rows = sweep.run()
+    assert focus.launched and {c for c, _, _ in focus.launched} == {1}
+    assert [r["done"] for r in rows] == [False, True, False] and rows[1]["k_star"] == 12
+    assert {key for key in before if key[0] != study()[1].key} <= {(study()[t.combo].key, t.k, t.seed)
+                                                                  for t in sweep.history}  # read back
+    rest = FakeBackend({0: 9, 1: 12, 2: 15}, disk=disk, combos=study())
+    rows = Sweep(None, study(), rest, CostModel("cpu"), Options(write=False), found=dict(disk),
+                 clock=lambda: rest.now).run()
+    assert [r["k_star"] for r in rows] == [9, 12, 15] and {c for c, _, _ in rest.launched} <= {0, 2}
+    with pytest.raises(ValueError, match=r"only=\['cnn_tnah'\] matches no combination"):
+        focused(study(), ["cnn_elu", "cnn_tnah"])
+    assert focused(study(), []) is None and focused(study(), ["model=resnet_nobn"]) == {2}
+
+
 def test_history_rows_say_where_their_job_trained_and_how_long_it_took():
     """A study resumed on other machines keeps each trial's device (GPU sittings, a CPU chunk)."""
     combos = [combo(0, ["model=cnn_tanh", "protocol=correct"]), combo(1, ["model=cnn_tanh", "protocol=original"])]
@@ -578,6 +631,12 @@ def test_a_plan_assumes_each_combinations_own_limit_from_plan_limits_or_its_fini
              for k, vs in verdicts.items() for s, v in enumerate(vs)}
     limits, notes = assumed_limits(combos, None, found)
     assert limits == {0: 15, 1: 12} and "its 9 finished trials" in notes[0]
+    shallow = {(combos[1].key, 6, s): Finished({"trainable": True}, {}, Path("j"), 0) for s in range(3)}
+    limits, notes = assumed_limits(combos, None, shallow)  # all trained at 6: a bound, not the limit
+    assert limits[1] == 12 and "reference k*" in notes[1]
+    deep = {(combos[1].key, 21, s): Finished({"trainable": True}, {}, Path("j"), 0) for s in range(3)}
+    limits, notes = assumed_limits(combos, None, deep)
+    assert limits[1] == 21 and "all trained: a lower bound" in notes[1]
 
 
 def test_the_cost_model_does_not_learn_from_cpu_jobs_slowed_by_denormals():

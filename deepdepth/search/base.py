@@ -126,7 +126,7 @@ class Bookkeeping:
         if v is None:
             self.crashed.add(k)
         counted = [x for x in verdicts if x is not None]
-        self.history.append({"round": self.rounds, "k": k, "verdicts": list(verdicts),
+        self.history.append({"round": self.rounds, "k": k, "seeds": self.seeds_for(k), "verdicts": list(verdicts),
                              "passes": sum(map(bool, counted)), "counted": len(counted),
                              "trainable": bool(v), "failed": v is None, **self._round_extra})
         self._pending.remove(k)

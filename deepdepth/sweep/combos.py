@@ -65,3 +65,4 @@ class Options:
     max_replicas: int = 16  # per job
     pack_inits: bool = True  # combinations that differ only in model.init packed as replicas of one job
     fits: Optional[Callable[[int, list[int]], bool]] = None  # (combination, depths) -> fits the device
+    only: Optional[frozenset] = None  # the combinations this run trains (None: all); the rest wait

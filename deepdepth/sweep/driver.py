@@ -150,6 +150,14 @@ class Sweep:
         moot = MootProbes(self.combos, seeds, got, owner)
         missing = [m for m in missing if not moot.trial(*m)]  # a resume may know the round's failures
         waits: set[tuple] = set()  # (trial key, k, seed) of the jobs that wait for the next run
+        if self.options.only is not None:  # trials no combination of this run's ``only`` wants wait
+            wanted_by: dict[tuple, set] = {}
+            for (ci, k), ss in seeds.items():
+                for s in ss:
+                    wanted_by.setdefault((self.combos[ci].key, k, s), set()).add(ci)
+            waits = {(self.combos[ci].key, k, s) for ci, k, s in missing
+                     if not wanted_by[self.combos[ci].key, k, s] & self.options.only}
+            missing = [m for m in missing if (self.combos[m[0]].key, *m[1:]) not in waits]
         for attempt in range(self.options.retries + 1):
             if not missing:
                 break
@@ -324,10 +332,28 @@ class Sweep:
     def frontier(self) -> list[dict]:
         return [frontier_row(c, [t for t in self.history if t.combo == c.index]) for c in self.combos]
 
+    def kept(self) -> list[Trial]:
+        """Finished trials in the sweep dir that no search has asked for this run (a resume under
+        other options, e.g. a higher ``refine.max_seeds``, replays a different path): recorded as
+        ``kept`` so history.csv and the report hold every finished trial, read again if asked."""
+        asked = {(self.combos[t.combo].key, t.k, t.seed) for t in self.history}
+        out = []
+        for (key, k, s), hit in sorted(self.found.items(), key=lambda kv: (kv[1].job_num, kv[0][1], kv[0][2])):
+            if (key, k, s) in asked:
+                continue
+            first = None
+            for c in self.combos:
+                if c.key == key:
+                    status, shared = ("kept", None) if first is None else ("shared", first)
+                    out.append(Trial.from_result(c.index, k, s, status, hit.trial, hit.result, shared_from=shared,
+                                                 job_num=hit.job_num, job_dir=str(hit.job_dir)))
+                    first = c.index if first is None else first
+        return out
+
     def write(self) -> None:
         if not self.options.write:
             return
         doc = {"sweeper": self.header, "sweep_dir": str(self.sweep_dir), "frontier": self.frontier(),
-               "history": [t.row(self.combos[t.combo].params) for t in self.history],
+               "history": [t.row(self.combos[t.combo].params) for t in self.history + self.kept()],
                "stopped": "time budget" if self.out_of_time else None}
         write_outputs(self.sweep_dir, doc)

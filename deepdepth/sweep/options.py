@@ -57,6 +57,9 @@ class SweeperOptions:
     # combination, e.g. [[model.init=fan_in:0.7, "model.widths=[2,4,8]"]]: one more point, not a product
     extra_combinations: Optional[List[List[str]]] = field(default_factory=list)
     upper_for: Optional[Dict[str, int]] = field(default_factory=dict)  # per-combination bounds by grid value, e.g. {resnet: 900}
+    # train only the combinations matching one of these, keyed as upper_for (e.g. [cnn_tanh]); the
+    # others are read back, train nothing and wait, so a study's directory can be worked on in parts
+    only: Optional[List[str]] = field(default_factory=list)
 
     @classmethod
     def from_mapping(cls, raw: Mapping) -> "SweeperOptions":
@@ -74,7 +77,7 @@ class SweeperOptions:
 
     def header(self) -> dict:
         """What frontier.json records of the options (not the grid's own parts)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("params", "upper_for", "plan_limits", "extra_combinations")}
+        return {k: v for k, v in asdict(self).items() if k not in ("params", "upper_for", "plan_limits", "extra_combinations", "only")}
 
     def check(self) -> None:
         """The sweeper's own numbers in range, one line naming the first that is not."""

@@ -137,7 +137,7 @@ def simulate(combos, limits, device, options, found, parallelism, budget, record
     sweep = Sweep(sweep_dir=None, combos=sims, backend=backend, cost=cost,
                   options=Options(retries=0, pack=options.pack, time_budget=budget, write=False,
                                   mix_depths=options.mix_depths, max_replicas=options.max_replicas,
-                                  pack_inits=options.pack_inits),
+                                  pack_inits=options.pack_inits, only=options.only),
                   found=dict(found or {}), clock=lambda: backend.now)
     sweep.run()
     done = all(c.search.done for c in sims)

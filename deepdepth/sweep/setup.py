@@ -26,6 +26,20 @@ def bound_for(overrides: list[str], upper: int, upper_for: dict) -> int:
     return upper
 
 
+def focused(combos: list[Combo], only: Optional[list]) -> Optional[frozenset]:
+    """The combinations ``only`` selects (keyed as ``upper_for``), None where it is empty; an entry
+    that matches no combination is refused, as a typo would silently train nothing."""
+    if not only:
+        return None
+    keys = [str(o).replace(" ", "") for o in only]
+    unmatched = [k for k in keys if not any(bound_for(c.overrides, False, {k: True}) for c in combos)]
+    if unmatched:
+        raise ValueError(f"only={unmatched} matches no combination of this sweep; give a grid value "
+                         f"(e.g. {combos[0].overrides[0].split('=', 1)[-1] if combos and combos[0].overrides else 'resnet'})"
+                         " or a whole override")
+    return frozenset(c.index for c in combos if bound_for(c.overrides, False, {k: True for k in keys}))
+
+
 def hint_for(model: Optional[str], hints: Any, other_init: Optional[tuple] = None) -> Optional[int]:
     """The depth a search starts from: ``hints: reference`` reads the original study's k*, or for
     a combination with another init than its variant's, mean field's depth (``mean_field_limit``)."""
@@ -69,7 +83,8 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],
     """The limits a plan assumes, per combination: ``plan_limits`` (keyed as ``upper_for``: a grid
     value such as ``resnet``, or a whole override such as ``optim.lr=0.03``), else what the sweep
     dir's finished trials of that combination show (``limit_from_trials``), else the reference k*
-    (for the variant's own init), else mean field's prediction for another init, else half the bound."""
+    (for the variant's own init), else mean field's prediction for another init, else half the bound;
+    trials that trained at every depth so far only raise that to their deepest depth."""
     from deepdepth.science.reference import REFERENCE
 
     wanted = {str(o).replace(" ", ""): int(v) for o, v in (plan_limits or {}).items()}
@@ -81,7 +96,7 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],
         other_init = mean_field_limit(c)
         if given >= 0:
             limits[c.index], source = given, "plan_limits"
-        elif measured is not None:
+        elif measured is not None and not measured[1].endswith(BOUND):
             limits[c.index], source = measured
         elif other_init is not None:
             limits[c.index], source = other_init
@@ -89,14 +104,20 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],
             limits[c.index], source = REFERENCE[model].k_star, "reference k*"
         else:
             limits[c.index], source = s.upper // 2, "no reference: half its bound"
+        if given < 0 and measured is not None and measured[1].endswith(BOUND) and measured[0] > limits[c.index]:
+            limits[c.index], source = measured
         notes.append(f"  {' '.join(c.overrides) or '(defaults)'}: assumed limit {limits[c.index]} ({source}), "
                      f"bound {s.upper}")
     return limits, notes
 
 
+BOUND = ", all trained: a lower bound"
+
+
 def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], str]]:
     """(limit, source) from a combination's finished trials: the deepest depth where most of
-    them trained below the shallowest where most did not (None: it has none)."""
+    them trained below the shallowest where most did not (None: it has none); where most trained
+    at every depth, that depth is only a lower bound (the source says so)."""
     by_depth: dict[int, list[bool]] = {}
     for (key, k, _), hit in found.items():
         if key == c.key and hit.trial.get("trainable") is not None:
@@ -106,7 +127,7 @@ def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], st
     fails = [k for k, v in by_depth.items() if 2 * sum(v) <= len(v)]
     passes = [k for k, v in by_depth.items() if 2 * sum(v) > len(v) and k < min(fails, default=10**9)]
     n = sum(map(len, by_depth.values()))
-    return (max(passes) if passes else None), f"its {n} finished trials"
+    return (max(passes) if passes else None), f"its {n} finished trials" + ("" if fails else BOUND)
 
 
 def mean_field_limit(c: Combo) -> Optional[tuple[Optional[int], str]]:

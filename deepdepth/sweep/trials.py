@@ -75,7 +75,7 @@ class Trial:
     combo: int
     k: int
     seed: int
-    status: str  # ok | resumed | shared (another combination's identical trial) | failed
+    status: str  # ok | resumed | kept (found, not asked for this run) | shared (another combination's) | failed
     round: int = 0
     attempt: int = 0
     trainable: Optional[bool] = None

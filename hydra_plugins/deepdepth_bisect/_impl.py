@@ -26,7 +26,7 @@ from deepdepth.sweep import Combo, Composed, CostModel, Options, Sweep, SweepErr
 from deepdepth.seeds import seed_error
 from deepdepth.sweep.records import recorded_seed_schemes
 from deepdepth.sweep.plan import PLAN_DRAWS, PLAN_SLOPE
-from deepdepth.sweep.setup import (assumed_limits, build_searches, forecast, hint_for, mean_field_limit,
+from deepdepth.sweep.setup import (assumed_limits, build_searches, focused, forecast, hint_for, mean_field_limit,
                                    print_plan, with_mixing)
 from deepdepth.study import MNIST_SIZES, WIDTHS
 from deepdepth.sweep.cost import device_name, steps_per_trial, width_cost
@@ -242,8 +242,12 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
     found, next_num = scan(sweep_dir, config.hydra.output_subdir, warn=dry) if sweep_dir.exists() else ({}, 0)
     device = opts.device or "auto"
     here = local_device() if device == "auto" else device
+    try:
+        only = focused(combos, opts.only)
+    except ValueError as e:
+        raise BisectError(f"bisect sweeper: {e}") from None
     options = Options(retries=opts.retries, pack=opts.pack, time_budget=opts.time_budget,
-                      max_replicas=opts.max_replicas, pack_inits=opts.pack_inits)
+                      max_replicas=opts.max_replicas, pack_inits=opts.pack_inits, only=only)
     limits, notes = assumed_limits(combos, opts.plan_limits, found)
     if opts.dry_run:
         return print_plan(combos, limits, notes, here, options, found, backend.parallelism, device == "auto",
@@ -284,6 +288,9 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
         log.info("bisect %s: k*=%s%s, %s, %d rounds, %d trials", " ".join(c.overrides) or "(defaults)", s.k_star,
                  " (censored: the limit is at least the bound)" if s.censored else "",
                  "done" if s.done else "unfinished", s.rounds, sum(len(h["verdicts"]) for h in s.history))
+    if only is not None:
+        log.info("bisect: only=%s: %d of %d combinations trained this run; the others wait for a run "
+                 "without it", list(opts.only), len(only), len(combos))
     history = sweep.history
     if history and all(t.status == "failed" for t in history):
         first = next(t.error for t in history if t.error)
