@@ -1,5 +1,5 @@
 """What the README states of the committed depth study is what its files give: each variant and
-protocol's k*, trials and k50 (with its interval) recomputed from results/gpu_study by the report's
+protocol's k*, trials, seed schemes and k50 (with its interval) recomputed from results/gpu_study by the report's
 own code."""
 import re
 
@@ -19,7 +19,7 @@ def readme_rows() -> dict[tuple[str, str], list[str]]:
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        m = re.fullmatch(r"`(\w+)`", cells[0]) if len(cells) == 6 else None
+        m = re.fullmatch(r"`(\w+)`", cells[0]) if len(cells) == 7 else None
         if not m:
             continue
         protocols = ["correct", "original"] if cells[1].startswith("both") else cells[1].split(" / ")
@@ -46,8 +46,9 @@ def test_the_readme_results_table_is_the_committed_study():
     for r in conf:
         cells = rows[r.variant, r.combination.protocol]
         where = f"README row {r.variant} {r.combination.protocol}"
-        assert cells[5].startswith(core(r.limit)), f"{where}: k50 {cells[5]!r}, the study gives {r.limit}"
+        assert cells[6].startswith(core(r.limit)), f"{where}: k50 {cells[6]!r}, the study gives {r.limit}"
         assert cells[4] == str(r.trials), f"{where}: {cells[4]} trials, the study has {r.trials}"
+        assert cells[5] == r.seeds, f"{where}: seeds {cells[5]!r}, the study's are {r.seeds!r}"
         if cells[2][:1].isdigit():
             assert cells[2] == r.k_star_str, f"{where}: k* {cells[2]}, the study's search gives {r.k_star_str}"
         if id(r) in shared and shared[id(r)]:

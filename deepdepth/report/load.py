@@ -75,6 +75,9 @@ class Combination:
     label: str = ""         # the variant and the settings that vary between combinations
     file_label: str = ""    # stable file-name stem: 'model lr=... <varying>'
     extra: dict = field(default_factory=dict)
+    seed_scheme: str = "shared"  # the search's (a frontier written before schemes were recorded: shared)
+    refine_scheme: Optional[str] = None  # the refinement's, where it has one
+    search_trials: frozenset = frozenset()  # (k, seed) of the search's recorded probes (k None: any depth)
 
     @property
     def protocol(self) -> str:
@@ -175,7 +178,18 @@ def _combination(sweep_dir: Path, f: dict, history: list[dict]) -> Combination:
         censored=bool(f.get("censored", f.get("hit_upper"))), done=f.get("done", True) is not False,
         trials=f.get("trials") or 0, failed_trials=f.get("failed_trials") or 0,
         nonmonotone=tuple(f.get("nonmonotone") or ()), skipped=tuple(f.get("skipped") or ()),
-        extra={"refine": f["refine"]} if f.get("refine") else {})
+        extra={"refine": f["refine"]} if f.get("refine") else {},
+        seed_scheme=f.get("seed_scheme") or "shared", refine_scheme=(f.get("refine") or {}).get("seed_scheme"),
+        search_trials=search_trials(f))
+
+
+def search_trials(f: dict) -> frozenset:
+    """(k, seed) of a frontier row's search probes (not its refinement's); a shared scheme's seeds are
+    the same at every depth, so its trials are (None, seed)."""
+    probes = [p for p in f.get("probe_history") or () if p.get("phase") != "refine"]
+    if (f.get("seed_scheme") or "shared") == "shared":
+        return frozenset((None, s) for p in probes for s in p.get("seeds") or ())
+    return frozenset((p["k"], s) for p in probes for s in p.get("seeds") or ())
 
 
 def _job_results(sweep_dir: Path, records: list[dict]) -> list[dict]:

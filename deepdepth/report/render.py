@@ -110,11 +110,11 @@ def study_markdown(conf: list[Confidence], trials: list[Trial]) -> str:
 def confidence_markdown(conf: list[Confidence]) -> str:
     keys = columns(conf)
     rows = [[r.variant, *setting_cells(r.combination, keys), "; ".join(map(depth_cell, r.depths)) or "—",
-             str(r.limit), str(r.trials),
+             str(r.limit), str(r.trials), r.seeds,
              r.k_star_str + ("" if r.combination.rule == "majority" else f" (rule: {r.combination.rule})")
              + ("" if r.combination.done else " (unfinished)")] for r in conf]
     return table(["variant", *keys, "per depth: trained/seeds = fraction [Wilson 95%]",
-                  f"measured limit (k50 [{INTERVAL}])", "trials", "k* (search)"], rows)
+                  f"measured limit (k50 [{INTERVAL}])", "trials", "seeds", "k* (search)"], rows)
 
 
 def comparison_markdown(comparison: list[Comparison]) -> str:
@@ -285,7 +285,10 @@ def render_report(frontier: list[Combination], trials: list[Trial], title: str =
               "simulated studies: benchmarks/calibration.md); where the data are separated (all trained at one "
               "depth, none at the next probed) no point: the bracket between the two and its interval; where no "
               "probe is below 50% trainable, or the fit puts k50 beyond the deepest probe, only a lower bound "
-              "(> the deepest probe with a majority trained), never an extrapolation. k*: the last trainable depth under the sweep's rule.", "",
+              "(> the deepest probe with a majority trained), never an extrapolation. Seeds: shared (the same "
+              "seeds at every depth, the original study's scheme) or independent across depths, counted per "
+              "scheme where a refinement added seeds of another. k*: the last trainable depth under the sweep's "
+              "rule.", "",
               confidence_markdown(conf), *sweeps_markdown(key_sweeps(conf, trials))]
     parts += reference_section(comparison)
     parts += ["", "## Ranking by measured depth limit", "", ranking_intro(ranking, bool(mf)), "",

@@ -61,6 +61,7 @@ class Confidence:
     limit: Limit
     trials: int = 0   # trials with a verdict
     crashed: int = 0  # trials without one (excluded)
+    seeds: str = ""   # how its trials' seeds were drawn: "shared", "independent", or "6 shared, 46 independent"
 
     @property
     def variant(self) -> str:
@@ -112,8 +113,21 @@ def confidence_table(frontier: list[Combination], trials: list[Trial]) -> list[C
     for c in frontier:
         mine = [t for t in trials if t.combo == c.combo]
         rows.append(Confidence(c, points.get(c.combo, []), measured_limit(mine),
-                               trials=sum(t.counted for t in mine), crashed=sum(not t.counted for t in mine)))
+                               trials=sum(t.counted for t in mine), crashed=sum(not t.counted for t in mine),
+                               seeds=seed_schemes(c, mine)))
     return rows
+
+
+def seed_schemes(c: Combination, mine: list[Trial]) -> str:
+    """The seed scheme of a combination's counted trials: the search's, and the refinement's where
+    it differs (a trial that is not one of the search's probes is the refinement's)."""
+    counted = [t for t in mine if t.counted]
+    if not c.refine_scheme or c.refine_scheme == c.seed_scheme or not c.search_trials:
+        return c.seed_scheme
+    later = sum((t.k, t.seed) not in c.search_trials and (None, t.seed) not in c.search_trials for t in counted)
+    first = len(counted) - later
+    return (f"{first} {c.seed_scheme}, {later} {c.refine_scheme}" if first and later
+            else c.refine_scheme if later else c.seed_scheme)
 
 
 @dataclass
