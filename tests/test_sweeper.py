@@ -411,3 +411,28 @@ def test_mixed_depth_jobs_pack_a_round_and_resume(tmp_path, mnist_root):
     assert doc["sweeper"]["seed_scheme"] == row["seed_scheme"] == "independent"
     _, _, out = sweep(tmp_path, *args)
     assert "launching" not in out
+
+
+def test_a_config_edited_under_a_running_sweep_stops_it_before_the_job_trains_something_else():
+    """Each combination must compose as it did at the start: a default changed on disk (here the
+    optimizer's lr) would otherwise train later jobs differently under the same trial identity.
+    A job's own keys (k, seeds, ...) and another combination are not a change."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.deepdepth_bisect._impl import HydraBackend
+
+    on_disk = {"model": {"name": "cnn_tanh"}, "optim": {"lr": 0.01}, "k": 3, "seed": 0, "replicas": 1}
+
+    def load_sweep_config(config, overrides):
+        job = dict(o.split("=", 1) for o in overrides)
+        return OmegaConf.create({**on_disk, "k": int(job.get("k", 3)), "hydra": {"job": {"num": len(overrides)}}})
+    backend = HydraBackend(SimpleNamespace(config_loader=SimpleNamespace(load_sweep_config=load_sweep_config)),
+                           OmegaConf.create({}), launcher=None)
+    backend.load(["model=cnn_tanh", "k=3", "seed=0", "replicas=3"])
+    backend.load(["model=cnn_tanh", "k=9", "seed=0", "replicas=3", "seeds=[0,1,2]"])  # a job: same combination
+    on_disk["optim"] = {"lr": 0.1}
+    backend.load(["model=cnn_elu", "k=3"])  # first seen now: nothing to compare with
+    with pytest.raises(ValueError, match=r"composes differently from when the sweep started \(optim\.lr changed\)"):
+        backend.load(["model=cnn_tanh", "k=12", "seed=0", "replicas=3"])

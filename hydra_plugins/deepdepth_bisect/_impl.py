@@ -13,7 +13,7 @@ from dataclasses import replace
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -45,13 +45,30 @@ class HydraBackend:
     def __init__(self, hydra_context, config: DictConfig, launcher):
         self.hydra_context, self.config, self.launcher = hydra_context, config, launcher
         self.parallelism = max(1, int(OmegaConf.select(config, "hydra.launcher.n_jobs", default=1) or 1))
+        self.at_start: dict[tuple, dict] = {}  # combination overrides -> its config as first composed
 
     def load(self, overrides: list[str]) -> DictConfig:
         try:
-            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise ValueError(f"does not compose: {type(e).__name__}: {first}") from None
+        self._as_at_start(overrides, cfg)
+        return cfg
+
+    def _as_at_start(self, overrides: list[str], cfg: DictConfig) -> None:
+        """A combination composes as it did when the sweep started (its first composition): a
+        config file edited under a running sweep would otherwise change what its later jobs train
+        while their trials keep the old identity."""
+        key = tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in JOB_KEYS)
+        tree = OmegaConf.to_container(cfg, resolve=False)
+        for name in ("hydra", *JOB_KEYS):
+            tree.pop(name, None)
+        first = self.at_start.setdefault(key, tree)
+        if tree != first:
+            changed = differences(first, tree)
+            raise ValueError(f"composes differently from when the sweep started ({', '.join(changed[:5])} "
+                             f"changed{'' if len(changed) <= 5 else f', and {len(changed) - 5} more'})")
 
     def compose(self, overrides: list[str]) -> Composed:
         return composed(self.load(overrides))
@@ -73,6 +90,18 @@ class HydraBackend:
         return [outcome(start + i, job, ret) for i, (job, ret) in enumerate(zip(jobs, rets))]
 
 
+JOB_KEYS = ("k", "seed", "replicas", "seeds", "depths", "inits")  # a job's own keys, not its combination's
+
+
+def differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Dotted paths where two config trees differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted(set(a) | set(b), key=str)
+                for d in differences(a.get(key, MISSING_VALUE), b.get(key, MISSING_VALUE), f"{where}{key}.")]
+    return [] if a == b else [where.rstrip(".") or "(root)"]
+
+
+MISSING_VALUE = object()
 INTERRUPTED: list[int] = []
 
 
