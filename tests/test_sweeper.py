@@ -336,6 +336,27 @@ def slow_clock(tmp_path, factor: int) -> dict:
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
 
+def test_only_works_on_one_part_of_a_study_and_the_full_command_finishes_it(tmp_path, mnist_root):
+    """``only=[resnet_nobn]`` trains that variant's search alone; the other stays unfinished with no
+    trial; the same command without ``only`` then trains only what is missing."""
+    args = ["model=cnn_tanh_newinit,resnet_nobn", "hydra.sweeper.upper=6", "hydra.sweeper.seeds=1",
+            "trainability.threshold=1.0", *tiny(mnist_root)]
+    d, _, out = sweep(tmp_path, *args, "hydra.sweeper.only=[resnet_nobn]")
+    assert "only=['resnet_nobn']: 1 of 2 combinations trained this run" in out
+    rows = frontier(d)["frontier"]
+    assert [(r["model"], r["done"], r["trials"]) for r in rows] == [("cnn_tanh_newinit", False, 0),
+                                                                    ("resnet_nobn", True, 2)]
+    def models(jobs):
+        return {json.loads((j / "result.json").read_text())["model"] for j in jobs}
+    first = job_dirs(d)
+    assert models(first) == {"resnet_nobn"}
+    d, _, out = sweep(tmp_path, *args)
+    rows = frontier(d)["frontier"]
+    assert all(r["done"] for r in rows) and models(job_dirs(d)[len(first):]) == {"cnn_tanh_newinit"}
+    _, proc, out = sweep(tmp_path, *args, "hydra.sweeper.only=[resnet]", check=False)
+    assert proc.returncode != 0 and "only=['resnet'] matches no combination of this sweep" in out
+
+
 def test_time_budget_stops_cleanly_and_the_same_command_finishes(tmp_path, mnist_root):
     # threshold 1.0: every depth trains, so each search probes 3, 6 and 12: 12 one-seed jobs. The
     # sweep's clock runs 20x fast, so a job (a Lightning fit, 0.3 s or more anywhere) lasts 6 s or
