@@ -17,7 +17,9 @@
 # PROBE_CAP (default 0: skipped) runs benchmarks/gpu_memory_probe.py into $OUT/mem_probe.txt;
 # PACK_CAP (default 0: skipped) runs benchmarks/packed_probe.py (packed resnet's step under cuDNN's
 # algorithm search, channels-last, TF32; kernel profile) into $OUT/pack_probe.json, and the study
-# chunk then takes the overrides it found safe and faster (its study_overrides), plus STUDY_EXTRA;
+# chunk then takes the overrides it found safe and faster (its study_overrides), plus STUDY_REFINE
+# (default: the committed study's refinement options; empty: none) and STUDY_EXTRA (e.g.
+# 'hydra.sweeper.only=[resnet]' to give the whole chunk to resnet);
 # STUDY_JOBS (default 1) runs that many study jobs at once on the GPU (joblib launcher).
 #
 #   bash benchmarks/prepare_gpu_carry.sh      # here, first: wheels, MNIST, the sweep dir -> .device/
@@ -44,6 +46,8 @@ if $DRY; then
 else
   BASE_S=530; PY=${PY:-python3}; SITE=/tmp/site
   EXPERIMENT=depth_study; STUDY=${GPU_STUDY_DIR:-.device/gpu_study}; BENCH_ARGS=  # STUDY relative: no machine path in the records
+  # the committed study's refinement, so the chunk keeps its state in the record (and refines on the GPU too)
+  STUDY_REFINE=${STUDY_REFINE-hydra.sweeper.refine.fraction=0.25 hydra.sweeper.refine.seed_scheme=independent hydra.sweeper.refine.max_seeds=96}
   RESERVE_TESTS=330 RESERVE_BENCH=150 BENCH_CAP=${BENCH_CAP:-200}
 fi
 if [ -z "${GPU_CHECK_TOTAL_S:-}" ] && [ -n "${DEVICE_LIMIT_S:-}" ]; then
@@ -161,7 +165,7 @@ study() {
 study_overrides() {
   { [ -f "$OUT/pack_probe.json" ] && "$PY" -c 'import json, sys
 print(" ".join(json.load(open(sys.argv[1])).get("study_overrides") or []))' "$OUT/pack_probe.json" 2>/dev/null
-    echo ${STUDY_EXTRA:-}; } | tr ' ' '\n' | awk 'NF && !seen[$0]++'
+    echo ${STUDY_REFINE:-} ${STUDY_EXTRA:-}; } | tr ' ' '\n' | awk 'NF && !seen[$0]++'
 }
 
 # tar_study FILE: the sweep dir's small files (no checkpoints, nothing over 2 MiB) into FILE
