@@ -35,8 +35,7 @@ def focused(combos: list[Combo], only: Optional[list]) -> Optional[frozenset]:
     unmatched = [k for k in keys if not any(bound_for(c.overrides, False, {k: True}) for c in combos)]
     if unmatched:
         raise ValueError(f"only={unmatched} matches no combination of this sweep; give a grid value "
-                         f"(e.g. {combos[0].overrides[0].split('=', 1)[-1] if combos and combos[0].overrides else 'resnet'})"
-                         " or a whole override")
+                         "(e.g. resnet) or a whole override (e.g. model=resnet)")
     return frozenset(c.index for c in combos if bound_for(c.overrides, False, {k: True for k in keys}))
 
 
@@ -96,28 +95,25 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],
         other_init = mean_field_limit(c)
         if given >= 0:
             limits[c.index], source = given, "plan_limits"
-        elif measured is not None and not measured[1].endswith(BOUND):
-            limits[c.index], source = measured
+        elif measured is not None and measured[2]:
+            limits[c.index], source = measured[:2]
         elif other_init is not None:
             limits[c.index], source = other_init
         elif model in REFERENCE:
             limits[c.index], source = REFERENCE[model].k_star, "reference k*"
         else:
             limits[c.index], source = s.upper // 2, "no reference: half its bound"
-        if given < 0 and measured is not None and measured[1].endswith(BOUND) and measured[0] > limits[c.index]:
-            limits[c.index], source = measured
+        if given < 0 and measured is not None and not measured[2] and measured[0] > limits[c.index]:
+            limits[c.index], source = measured[:2]
         notes.append(f"  {' '.join(c.overrides) or '(defaults)'}: assumed limit {limits[c.index]} ({source}), "
                      f"bound {s.upper}")
     return limits, notes
 
 
-BOUND = ", all trained: a lower bound"
-
-
-def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], str]]:
-    """(limit, source) from a combination's finished trials: the deepest depth where most of
-    them trained below the shallowest where most did not (None: it has none); where most trained
-    at every depth, that depth is only a lower bound (the source says so)."""
+def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], str, bool]]:
+    """(limit, source, bounded) from a combination's finished trials: the deepest depth where most
+    of them trained below the shallowest where most did not (None: it has none); bounded False
+    where most trained at every depth (that depth is only a lower bound)."""
     by_depth: dict[int, list[bool]] = {}
     for (key, k, _), hit in found.items():
         if key == c.key and hit.trial.get("trainable") is not None:
@@ -127,7 +123,8 @@ def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], st
     fails = [k for k, v in by_depth.items() if 2 * sum(v) <= len(v)]
     passes = [k for k, v in by_depth.items() if 2 * sum(v) > len(v) and k < min(fails, default=10**9)]
     n = sum(map(len, by_depth.values()))
-    return (max(passes) if passes else None), f"its {n} finished trials" + ("" if fails else BOUND)
+    return ((max(passes) if passes else None), f"its {n} finished trials" + ("" if fails else ", all trained: a lower bound"),
+            bool(fails))
 
 
 def mean_field_limit(c: Combo) -> Optional[tuple[Optional[int], str]]:
