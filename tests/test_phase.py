@@ -91,6 +91,16 @@ def test_theory_curves_diverge_at_criticality():
     assert math.isnan(gradient[0]) and math.isnan(gradient[2]) and 0 < gradient[3] < six_xi[3]
 
 
+def test_heat_map_cells_meet_halfway_and_leave_an_unprobed_stretch_empty():
+    from deepdepth.report.axes import cell_edges
+    assert cell_edges([3, 6, 12]) == [(1.5, 4.5), (4.5, 9), (9, 15)]
+    near = cell_edges([0.7, 0.8], log=True)
+    assert near[0][1] == pytest.approx(near[1][0]) == pytest.approx(math.sqrt(0.7 * 0.8))
+    far = cell_edges([0.8, 2, 3], log=True)  # nothing probed between 0.8 and 2
+    assert far[0] == pytest.approx((0.8 / 1.25, 1.0)) and far[1][0] == pytest.approx(2 / 1.25)
+    assert far[1][1] == pytest.approx(far[2][0]) == pytest.approx(math.sqrt(6))
+
+
 def test_the_figure_is_drawn_only_for_a_gain_sweep_and_saved(tmp_path):
     drawn = dict(figures.all_figures(conf_of(sweep(ORDERED + (1.25,)))))
     fig = drawn["phase_diagram"]

@@ -28,16 +28,17 @@ def depth_axis(ax, depths: list[float], axis: str = "x") -> None:
 
 def cell_edges(xs: list[float], log: bool = False) -> list[tuple[float, float]]:
     """Cells around sorted points, meeting halfway (geometrically when ``log``); the outer cells as wide
-    as their inner neighbours' half (a lone point: 12% either side)."""
+    as their inner neighbours' half (a lone point: 12% either side). With ``log`` no cell reaches more
+    than 1.25x from its point, so a wide unprobed stretch between two points is left empty, not
+    painted with a neighbour's colour."""
     t = [math.log(x) if log else x for x in xs]
     half = [(b - a) / 2 for a, b in zip(t, t[1:])]
     outer = (half[0], half[-1]) if half else (abs(t[0]) * 0.12 or 0.12,) * 2
+    reach = [outer[0]] + half + [outer[1]]  # reach[i]: point i's reach left; reach[i + 1]: its reach right
     if log:
-        half, outer = [min(h, math.log(1.25)) for h in half], tuple(min(h, math.log(1.25)) for h in outer)
-    inner = [a + h for a, h in zip(t, half)]
-    lows, highs = [t[0] - outer[0]] + inner, inner + [t[-1] + outer[1]]
+        reach = [min(r, math.log(1.25)) for r in reach]
     back = math.exp if log else (lambda x: x)
-    return [(back(a), back(b)) for a, b in zip(lows, highs)]
+    return [(back(x - reach[i]), back(x + reach[i + 1])) for i, x in enumerate(t)]
 
 
 def theory_grid(lo: float, hi: float) -> np.ndarray:
