@@ -4,12 +4,11 @@ under the same settings (variant, protocol, lr, epochs, data, criterion, init, w
 the sweep already has (same combination, depth and seed) is not counted twice. json only."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .load import Combination, ReportError, Trial, read_json, trial_from_row
-from .settings import RECORDED, network_default, settings_of, show, value
+from .settings import RECORDED, network_default, settings_of, show, value, widths_value
 
 NETWORK = ("init", "widths")  # model.* fields a trial records and a sweep may vary
 
@@ -65,9 +64,4 @@ def _network(c: Combination, field: str) -> Any:
 
 def _same(recorded: Any, network: Any) -> bool:
     """A recorded field against the network's (None recorded: an older record, taken as the same)."""
-    if recorded is None:
-        return True
-    def norm(x):
-        x = value(x) if isinstance(x, str) else x
-        return json.dumps(x) if isinstance(x, (list, tuple)) else show(x)
-    return norm(recorded).replace(" ", "") == norm(network).replace(" ", "")
+    return recorded is None or show(widths_value(value(recorded))) == show(widths_value(value(network)))
