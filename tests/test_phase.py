@@ -83,6 +83,9 @@ def test_rows_against_6_xi():
     assert chaotic["phase"] == "chaotic" and chaotic["6/ln chi_1 (gradient growth)"] != "—"
     text = phase_markdown({"tanh": points})
     assert text.startswith("**tanh** (3 seeds per probe)") and "| sigma_w^2 | init | phase |" in text
+    uneven = ([combination(0, "cnn_tanh_newinit", None, model__init=gain(0.5))], trials(0, {3: (2, 2), 6: (1, 3)}))
+    (points,) = gain_sweep(conf_of(uneven, sweep((0.7,), start=1))).values()
+    assert phase_markdown({"tanh": points}).startswith("**tanh** (2 to 3 seeds per probe)")
 
 
 def test_theory_curves_diverge_at_criticality():

@@ -172,7 +172,8 @@ def phase_markdown(families: dict[str, list[PhasePoint]]) -> str:
     parts = []
     for name, points in families.items():
         seeds = sorted({d.n for p in points for d in p.row.depths})
-        parts += [f"**{name}**" + (f" ({'/'.join(map(str, seeds))} seeds per probe)" if seeds else ""), "",
+        count = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}" if seeds else ""
+        parts += [f"**{name}**" + (f" ({count} seeds per probe)" if seeds else ""), "",
                   table(HEAD, phase_rows(points)), ""]
     return "\n".join(parts).rstrip()
 
