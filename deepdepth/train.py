@@ -34,7 +34,7 @@ from .trial.components import build_callbacks, build_loggers
 from .trial.config import ConfigError, validate
 from .trial.data import DataError, MNISTDataModule
 from .trial.devices import (backend_flags, claim_gpu, cudnn_benchmark, denormals_flushed, device_label, flush_denormals,
-                      gpu_names, trains_on_cpu)
+                      gpu_names, host, trains_on_cpu)
 from .trial.diagnostics import SignalDiagnostics
 from .models import DepthNet, conf_dir, count_parameters
 from .study import WIDTHS
@@ -118,7 +118,7 @@ def train(cfg: DictConfig, output_dir: str | Path = ".", *, callbacks: Iterable[
         "optimizer_steps": trainer.global_step, "seconds": round(time.perf_counter() - started, 3),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # with seconds: when it ran
         "params": count_parameters(module.net) // module.net.replicas, "device": module.trained_on,
-        "device_name": device_label(module.trained_on),
+        "device_name": device_label(module.trained_on), "host": host(),
         "precision": precision, "cudnn_benchmark": searched, "norm": bool(cfg.model.norm), "flush_denormal": flushed,
         "memory_format": "channels_last" if module.channels_last else "contiguous", "cuda_graph": module.cuda_graph,
         "compile": module.compiled,  # the CPU's whole-step torch.compile: used, reason, compile_seconds, failed

@@ -1,6 +1,7 @@
 """One trial end to end: the command line, result.json, config errors, determinism, divergence."""
 import json
 import logging
+import os
 import re
 import weakref
 
@@ -12,13 +13,13 @@ from omegaconf import open_dict
 
 from conftest import ROOT, run_train, tiny
 from deepdepth.trial.config import ConfigError
-from deepdepth.trial.devices import flush_denormals, flushing_now, trains_on_cpu
+from deepdepth.trial.devices import cpu_model, flush_denormals, flushing_now, trains_on_cpu
 from deepdepth.train import train
 
 RESULT_KEYS = {"model", "k", "seed", "lr", "epochs", "criterion", "threshold", "train_err", "test_err",
                "trainable", "diverged", "seconds", "params", "device", "device_name", "versions", "trials", "seeds",
                "precision", "cudnn_benchmark", "norm", "flush_denormal", "memory_format", "cuda_graph", "optimizer_steps", "complete", "debug",
-               "finished_at"}
+               "finished_at", "host"}
 
 
 def compose_cfg(*overrides: str):
@@ -38,6 +39,7 @@ def test_command_line_writes_complete_result(mnist_root, tmp_path):
     assert all(0 <= e <= 1 for e in result["train_err"] + result["test_err"])
     assert result["params"] == 2954 and result["device"] == result["device_name"] == "cpu"
     assert result["versions"]["torch"] == torch.__version__
+    assert result["host"]["cpu"] == cpu_model() and result["host"]["cores"] >= 1 and result["host"]["torch_threads"] >= 1
     assert result["trainable"] == (result["test_err"][-1] < 0.2)
     assert (run_dir / "metrics.csv").read_text().startswith("epoch,step,test_err,train_err")
     assert result["precision"] == "fp32" and not result["debug"] and result["complete"]
@@ -224,6 +226,7 @@ def test_device_is_the_one_training_ran_on(mnist_root, tmp_path):
 
     result = train(compose_cfg("k=3", *tiny(mnist_root)), tmp_path, callbacks=[Relabel()], interactive=False)
     assert result["device"] == "meta"
+    assert result["host"] == {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 def test_finished_trial_releases_its_step_runner(mnist_root, tmp_path):

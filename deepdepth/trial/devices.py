@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,23 @@ def device_label(device: str | None) -> str:
     if device and device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return "cpu" if device is None or device.startswith("cpu") else device
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC 7B13"), from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def host() -> dict:
+    """The machine a job ran on: two hosts that both say "cpu" have stepped the same network 2.5x
+    apart, so a CPU job's seconds mean something only beside its CPU model and torch threads."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 def gpu_names(count: int) -> list[str]:
