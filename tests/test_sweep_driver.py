@@ -637,6 +637,11 @@ def test_a_plan_assumes_each_combinations_own_limit_from_plan_limits_or_its_fini
     deep = {(combos[1].key, 21, s): Finished({"trainable": True}, {}, Path("j"), 0) for s in range(3)}
     limits, notes = assumed_limits(combos, None, deep)
     assert limits[1] == 21 and "all trained: a lower bound" in notes[1]
+    minority = {(combos[1].key, k, s): Finished({"trainable": s == 0}, {}, Path("j"), 0) for k in (87, 90) for s in range(3)}
+    limits, notes = assumed_limits(combos, None, minority)  # 1 of 3 at each depth: below them
+    assert limits[1] == 84 and "none by a majority: a step below them" in notes[1]
+    nothing = {(combos[1].key, 3, s): Finished({"trainable": False}, {}, Path("j"), 0) for s in range(3)}
+    assert assumed_limits(combos, None, nothing)[0][1] is None  # no seed trained anywhere
 
 
 def test_the_cost_model_does_not_learn_from_cpu_jobs_slowed_by_denormals():

@@ -113,7 +113,9 @@ def assumed_limits(combos: list[Combo], plan_limits: Optional[dict],
 def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], str, bool]]:
     """(limit, source, bounded) from a combination's finished trials: the deepest depth where most
     of them trained below the shallowest where most did not (None: it has none); bounded False
-    where most trained at every depth (that depth is only a lower bound)."""
+    where most trained at every depth (that depth is only a lower bound). Where some seeds trained
+    but at no depth most, one grid step below the shallowest probe (not None: a plan that assumed
+    nothing trainable would refine at its shallowest depths, as no real run would)."""
     by_depth: dict[int, list[bool]] = {}
     for (key, k, _), hit in found.items():
         if key == c.key and hit.trial.get("trainable") is not None:
@@ -123,8 +125,11 @@ def limit_from_trials(c: Combo, found: dict) -> Optional[tuple[Optional[int], st
     fails = [k for k, v in by_depth.items() if 2 * sum(v) <= len(v)]
     passes = [k for k, v in by_depth.items() if 2 * sum(v) > len(v) and k < min(fails, default=10**9)]
     n = sum(map(len, by_depth.values()))
-    return ((max(passes) if passes else None), f"its {n} finished trials" + ("" if fails else ", all trained: a lower bound"),
-            bool(fails))
+    source = f"its {n} finished trials" + ("" if fails else ", all trained: a lower bound")
+    if not passes and any(map(any, by_depth.values())):  # seeds train, but nowhere most: the limit lies
+        step = getattr(getattr(c.search, "base", c.search), "step", 3)  # below the shallowest probe
+        return (min(fails) - step if min(fails) > step else None), source + ", none by a majority: a step below them", True
+    return (max(passes) if passes else None), source, bool(fails)
 
 
 def mean_field_limit(c: Combo) -> Optional[tuple[Optional[int], str]]:
