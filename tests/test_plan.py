@@ -118,3 +118,28 @@ def test_progress_of_a_resumed_run_counts_this_runs_jobs_against_its_own_forecas
         assert " this run, est. " in line and " wall left" in line
     assert progress[-1].split(": ", 2)[2].startswith(f"{sweep.jobs_done} of ~{sweep.jobs_done} jobs done")
     assert forecast(sweep, None, 2).jobs == 0
+
+
+def test_a_cpu_cost_model_learns_a_models_speed_from_its_own_hosts_jobs_where_it_has_some():
+    """Two CPU hosts stepped one network 2.5x apart: a model's jobs from this host teach it alone;
+    a model with none from here learns from every host's; a host-less model learns from all."""
+    here, there = {"cpu": "Xeon", "cores": 2, "torch_threads": 1}, {"cpu": "EPYC", "cores": 2, "torch_threads": 1}
+    c, d = combo(0, ["model=cnn_elu"], norm=True), combo(1, ["model=cnn_tanh"], norm=True)
+
+    def job(n, key, model, seconds, host):
+        result = {"k": 30, "seconds": seconds, "device": "cpu", "model": model, "host": host,
+                  "trials": [{"seed": 0, "k": 30, "trainable": True}]}
+        return {(key, 30, n): Finished(result["trials"][0], result, f"/jobs/{n}", n)}
+
+    found = {**job(0, c.key, "cnn_elu", 100.0, here), **job(1, c.key, "cnn_elu", 250.0, there),
+             **job(2, d.key, "cnn_tanh", 80.0, there)}
+    combos = {c.key: (10, True), d.key: (10, True)}
+    mine, anyone = CostModel("cpu", host=here), CostModel("cpu")
+    calibrate_from_found(mine, found, combos)
+    calibrate_from_found(anyone, found, combos)
+    assert [m for _, _, m in mine._measured] == [100.0, 80.0]  # cnn_tanh: no job from here, so there's
+    assert [m for _, _, m in anyone._measured] == [100.0, 250.0, 80.0]
+    assert mine.scale_for("cnn_elu") / anyone.scale_for("cnn_elu") == pytest.approx(100 / 175)
+    other_threads = CostModel("cpu", host={**here, "torch_threads": 2})
+    calibrate_from_found(other_threads, found, combos)
+    assert len(other_threads._measured) == 3  # threads differ: not this host's jobs

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 from ..study import WIDTHS  # the widths the tables were measured at
 
@@ -90,8 +91,17 @@ def teaches_cost(result: dict, norm: bool) -> bool:
 @dataclass
 class CostModel:
     device: str = "h200"
+    host: Optional[dict] = None  # the machine it predicts for (``trial.devices.host``): see calibrate_from_found
     scale: float = 1.0  # measured / predicted, from the sweep's own jobs
     _measured: list = field(default_factory=list)  # (kind, predicted unscaled, measured seconds)
+
+    @classmethod
+    def here(cls, device: str) -> "CostModel":
+        """The model for a sweep or plan on this machine: on a CPU it knows this host."""
+        if device != "cpu":
+            return cls(device)
+        from ..trial.devices import host  # torch: only a CPU plan asks
+        return cls(device, host=host())
 
     def __post_init__(self):
         if self.device not in TABLES:
@@ -152,17 +162,26 @@ def duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def same_host(result: dict, host: Optional[dict]) -> bool:
+    """Did a finished job run on ``host`` (``trial.devices.host``: the CPU model and torch threads)?"""
+    mine = result.get("host") or {}
+    return bool(host) and all(mine.get(k) == host.get(k) for k in ("cpu", "torch_threads"))
+
+
 def calibrate_from_found(cost: CostModel, found: dict, combos: dict) -> None:
     """Rescale ``cost`` by the finished jobs a resumed sweep finds (``found``: (trial key, k, seed)
     -> Finished; ``combos``: trial key -> (steps per replica, norm)), each job once, and only those
     run on this kind of device and not slowed by denormals: a resumed sweep's first launch is
-    judged by measured speed (``teaches_cost``)."""
-    seen = set()
+    judged by measured speed (``teaches_cost``). On a CPU, a model's jobs from ``cost.host`` are
+    its only teachers where it has some: two CPU hosts have stepped one network 2.5x apart."""
+    jobs: dict[str, tuple] = {}
     for (key, _, _), hit in found.items():
         r = hit.result
         where = device_name(str(r.get("device_name") or r.get("device") or ""))
-        if str(hit.job_dir) in seen or key not in combos or where != cost.device or not teaches_cost(r, combos[key][1]):
+        if str(hit.job_dir) in jobs or key not in combos or where != cost.device or not teaches_cost(r, combos[key][1]):
             continue
-        seen.add(str(hit.job_dir))
-        cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), combos[key][0], float(r["seconds"]),
-                       cost_kind(r.get("model"), r.get("widths")))
+        jobs[str(hit.job_dir)] = (key, r, cost_kind(r.get("model"), r.get("widths")))
+    here = {kind for _, r, kind in jobs.values() if cost.device == "cpu" and same_host(r, cost.host)}
+    for key, r, kind in jobs.values():
+        if kind not in here or same_host(r, cost.host):
+            cost.calibrate(int(r["k"]), len(r.get("trials") or [None]), combos[key][0], float(r["seconds"]), kind)

@@ -131,7 +131,7 @@ def plan(combos: list[Combo], limits: dict, device: str, options: Options, found
 
 def simulate(combos, limits, device, options, found, parallelism, budget, record, slope, salt, cost) -> Plan:
     """One simulated future of the sweep (``plan``)."""
-    cost = copy.deepcopy(cost) if cost is not None else CostModel(device)
+    cost = copy.deepcopy(cost) if cost is not None else CostModel.here(device)
     sims = [copy.deepcopy(c) for c in combos]
     backend = SimulatedBackend(limits, sims, cost, parallelism, slope, salt, found=record)
     sweep = Sweep(sweep_dir=None, combos=sims, backend=backend, cost=cost,

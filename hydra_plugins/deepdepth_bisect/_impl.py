@@ -298,7 +298,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[dict]:
             if found:
                 log.info("bisect: resuming, %d finished trials found in %s", len(found), sweep_dir)
             log.info("bisect: this run's %s", planned.summary())
-            sweep = Sweep(sweep_dir, combos, backend, CostModel(device_name(here)), options, found, next_num,
+            sweep = Sweep(sweep_dir, combos, backend, CostModel.here(device_name(here)), options, found, next_num,
                           header=opts.header(), rescan=lambda: scan(sweep_dir, config.hydra.output_subdir, warn=False),
                           forecast=lambda s: forecast(s, opts.plan_limits, backend.parallelism))
             with watch_interrupts():
